@@ -1,0 +1,24 @@
+//! # llm-resilience
+//!
+//! The policy core of llm-resilience: it decides what to do about every failure an LLM API call
+//! meets. It is pure — no IO, no clock reads, no global mutable state, no `unsafe` — so the same
+//! input gives the same decision in Rust, through the C ABI (Go) and through the WebAssembly
+//! component (wasmtime, Python, JavaScript).
+//!
+//! Capabilities, one module each:
+//! - [`classify`]: turn a failed call (status, headers, body, or a transport error) into an
+//!   [`ErrorKind`] from a closed taxonomy, with retry hints, context numbers and the provider's
+//!   own error code;
+//! - [`redact`]: keep API keys and bearer tokens out of every message the library produces.
+#![forbid(unsafe_code)]
+
+pub mod classify;
+pub mod redact;
+
+pub use classify::{
+    Classification, ClassifyInput, ErrorKind, MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADERS,
+    MAX_TRANSPORT_BYTES, classify, classify_response, classify_transport,
+};
+
+/// The version of this crate, as `major.minor.patch`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
