@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs every test on every surface: core, C ABI (ASan + valgrind), Go, wasmtime, Python, JS.
+# Usage: scripts/test.sh        (from anywhere; expects the tools that .ci/run installs)
+# Prints a summary of the conformance vector counts per surface at the end.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+
+step() { printf '\n==> %s\n' "$*"; }
+# Runs a step, keeps its output for the summary, and stops on the first failure.
+run() {
+  local name=$1; shift
+  step "$name: $*"
+  if ! "$@" 2>&1 | tee "$logs/$name.log"; then
+    echo "FAILED: $name" >&2
+    exit 1
+  fi
+}
+
+run setup bash scripts/setup.sh
+run fmt cargo fmt --all --check
+run clippy cargo clippy --workspace --all-targets -- -D warnings
+run component cargo run -q -p xtask -- component
+run imports cargo run -q -p xtask -- check-imports target/llm-resilience.wasm
+run header bash ffi/check-header.sh
+run cargo-test cargo test --workspace -- --nocapture
+run fuzz-build cargo build -q -p llm-resilience-fuzz
+run c bash ffi/tests/c/run.sh
+run go bash ffi/go/test.sh
+run python bash examples/python-host/test.sh
+run js bash examples/js-host/test.sh
+
+step "conformance vectors, per surface"
+summary=$(grep -h -o -E '\[[a-z]+\] [a-z]+ vectors: [0-9]+ passed, [0-9]+ failed' "$logs"/*.log | sort -u)
+echo "$summary"
+for surface in core c go wasmtime python js; do
+  grep -q "^\[$surface\] " <<<"$summary" || { echo "FAILED: no vector count from $surface" >&2; exit 1; }
+done
+awk '{p += $(NF-3); f += $(NF-1)} END {printf "vectors: %d passed, %d failed\n", p, f}' <<<"$summary"
