@@ -246,7 +246,12 @@ pub fn classify(input: &ClassifyInput<'_>) -> Classification {
         .moderation
         .then_some(ErrorKind::Moderation)
         .or_else(|| rules::kind_from_signals(&signals))
-        .or_else(|| status.map(rules::kind_from_status))
+        .or_else(|| {
+            status
+                .map(rules::kind_from_status)
+                .filter(|k| *k != ErrorKind::Unknown)
+        })
+        .or_else(|| rules::weak_kind_from_signals(&signals))
         .unwrap_or(ErrorKind::Unknown);
 
     let retry_after_ms = header_delay

@@ -110,13 +110,13 @@ pub(super) fn extract(body: &str) -> Found {
     if trimmed.is_empty() {
         return found;
     }
-    if trimmed.starts_with(['{', '[']) {
-        if let Ok(value) = serde_json::from_str::<Value>(trimmed) {
-            if !read_json(&value, 0, &mut found) {
-                found.plain = text::prefix(trimmed, MAX_PLAIN_SIGNAL_BYTES).to_string();
-            }
-            return found.finish();
+    if trimmed.starts_with(['{', '['])
+        && let Ok(value) = serde_json::from_str::<Value>(trimmed)
+    {
+        if !read_json(&value, 0, &mut found) {
+            found.plain = text::prefix(trimmed, MAX_PLAIN_SIGNAL_BYTES).to_string();
         }
+        return found.finish();
     }
     if trimmed.starts_with('<') {
         read_html(trimmed, &mut found);
@@ -167,11 +167,11 @@ fn read_object(obj: &Map<String, Value>, depth: usize, found: &mut Found) -> boo
         // [{"error":…}] inside an "errors" list.
         _ => {}
     }
-    if let Some(Value::Array(errors)) = obj.get("errors") {
-        if let Some(Value::Object(first)) = errors.first() {
-            read_error(first, depth, found);
-            return true;
-        }
+    if let Some(Value::Array(errors)) = obj.get("errors")
+        && let Some(Value::Object(first)) = errors.first()
+    {
+        read_error(first, depth, found);
+        return true;
     }
     // Flat shapes: vLLM / Mistral {"object":"error",…}, FastAPI {"detail":…},
     // {"message":"…"} (Mistral, gateways). A normal completion or stream event has none of them.
@@ -179,9 +179,7 @@ fn read_object(obj: &Map<String, Value>, depth: usize, found: &mut Found) -> boo
     let flat = str_of(obj, "object") == Some("error")
         || str_of(obj, "type") == Some("error")
         || (obj.contains_key("detail") && !is_event)
-        || (obj.get("message").is_some_and(Value::is_string)
-            && !is_event
-            && obj.get("type").is_none_or(|t| t == "error"));
+        || (obj.get("message").is_some_and(Value::is_string) && !is_event);
     if flat {
         read_error(obj, depth, found);
         return true;
@@ -263,10 +261,10 @@ fn read_error(error: &Map<String, Value>, depth: usize, found: &mut Found) {
         .get("code")
         .and_then(Value::as_u64)
         .or_else(|| error.get("status").and_then(Value::as_u64));
-    if let Some(status) = numeric.and_then(|n| u16::try_from(n).ok()) {
-        if (100..=599).contains(&status) {
-            found.status = found.status.or(Some(status));
-        }
+    if let Some(status) = numeric.and_then(|n| u16::try_from(n).ok())
+        && (100..=599).contains(&status)
+    {
+        found.status = found.status.or(Some(status));
     }
     read_details(error, found);
     read_inner_error(error, found);
@@ -275,9 +273,8 @@ fn read_error(error: &Map<String, Value>, depth: usize, found: &mut Found) {
     let message = MESSAGE_KEYS
         .iter()
         .find_map(|key| error.get(*key).and_then(|v| first_text(v, 0)));
-    match message {
-        Some(message) => read_message(message, depth, found),
-        None => {}
+    if let Some(message) = message {
+        read_message(message, depth, found)
     }
     if let Some(raw) = raw {
         read_nested(raw, depth, found);

@@ -124,10 +124,10 @@ fn is_zero(value: &str) -> bool {
 
 /// `retry-after`: delay-seconds (fractions allowed) or an HTTP-date.
 fn seconds_or_date_ms(value: &str, wall_clock_ms: Option<u64>) -> Option<u64> {
-    if let Some((seconds, rest)) = text::leading_decimal(value) {
-        if rest.is_empty() {
-            return text::to_ms(seconds, 1_000.0);
-        }
+    if let Some((seconds, rest)) = text::leading_decimal(value)
+        && rest.is_empty()
+    {
+        return text::to_ms(seconds, 1_000.0);
     }
     http_date_ms(value, wall_clock_ms)
 }
@@ -143,18 +143,18 @@ fn http_date_ms(value: &str, wall_clock_ms: Option<u64>) -> Option<u64> {
 /// A rate-limit reset value: a Go-style duration (`6m0s`), seconds, epoch seconds or epoch
 /// milliseconds (both need `wall_clock_ms`), or an HTTP-date.
 fn reset_ms(value: &str, wall_clock_ms: Option<u64>) -> Option<u64> {
-    if let Some((number, rest)) = text::leading_decimal(value) {
-        if rest.is_empty() {
-            return if number >= EPOCH_MS_FROM {
-                let now = wall_clock_ms?;
-                text::to_ms(number, 1.0).map(|at| at.saturating_sub(now))
-            } else if number >= EPOCH_S_FROM {
-                let now = wall_clock_ms?;
-                text::to_ms(number, 1_000.0).map(|at| at.saturating_sub(now))
-            } else {
-                text::to_ms(number, 1_000.0)
-            };
-        }
+    if let Some((number, rest)) = text::leading_decimal(value)
+        && rest.is_empty()
+    {
+        return if number >= EPOCH_MS_FROM {
+            let now = wall_clock_ms?;
+            text::to_ms(number, 1.0).map(|at| at.saturating_sub(now))
+        } else if number >= EPOCH_S_FROM {
+            let now = wall_clock_ms?;
+            text::to_ms(number, 1_000.0).map(|at| at.saturating_sub(now))
+        } else {
+            text::to_ms(number, 1_000.0)
+        };
     }
     text::go_duration_ms(value).or_else(|| http_date_ms(value, wall_clock_ms))
 }
@@ -194,7 +194,9 @@ mod tests {
     #[test]
     fn header_precedence_and_formats() {
         let now = 1_700_000_000_000u64;
-        let cases: &[(&[(&str, &str)], Option<u64>, Option<u64>)] = &[
+        // (headers, wall clock, expected wait)
+        type Case<'a> = (&'a [(&'a str, &'a str)], Option<u64>, Option<u64>);
+        let cases: &[Case<'_>] = &[
             (
                 &[("retry-after-ms", "6"), ("retry-after", "1")],
                 None,

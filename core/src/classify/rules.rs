@@ -32,9 +32,6 @@ impl Pat {
 /// One step of the decision: a table of patterns for a kind, or a rule that needs code.
 enum Step {
     Table(ErrorKind, &'static [Pat]),
-    /// Google's `RESOURCE_EXHAUSTED` is a per-minute throttle unless a stronger quota signal
-    /// matched before it.
-    GoogleThrottle,
     /// A free-tier quota of `limit: 0`: the model has no free quota at all.
     ZeroLimit,
 }
@@ -67,6 +64,8 @@ const AUTH: &[Pat] = &[
     Has("invalid bearer"),
     Has("account_deactivated"),
     Has("has been deactivated"),
+    Has("incorrect%20api%20key"),
+    Has("invalid%20api%20key"),
 ];
 
 const MODERATION: &[Pat] = &[
@@ -80,6 +79,10 @@ const MODERATION: &[Pat] = &[
     Has("blockreason"),
     Has("prohibited_content"),
     Has("safety system"),
+    Has("terms of service"),
+    Has("prohibited"),
+    Has("inappropriate content"),
+    Has("datainspectionfailed"),
 ];
 
 /// Money and hard caps: signals that waiting a few seconds cannot fix.
@@ -109,10 +112,23 @@ const QUOTA: &[Pat] = &[
     Has("per day"),
     Has("daily limit"),
     Has("daily quota"),
+    Has("limit_rpd"),
+    Has("(rpd)"),
+];
+
+/// Per-minute windows: a quota that refills within a minute is a throttle, whatever words the
+/// message uses (Google says "Quota exceeded" for its per-minute limits).
+const PER_MINUTE: &[Pat] = &[
+    Has("per min"),
+    Has("permin"),
+    Has("per_min"),
+    Has("per-min"),
+    Has("(rpm)"),
+    Has("(tpm)"),
 ];
 
 /// Quota wording that Google also uses for per-minute throttling, so it is read after
-/// [`Step::GoogleThrottle`].
+/// [`PER_MINUTE`].
 const QUOTA_WORDING: &[Pat] = &[
     Has("exceeded your current quota"),
     Has("quota exceeded"),
@@ -146,6 +162,7 @@ const NOT_FOUND: &[Pat] = &[
     Has("not_found"),
     Has("does not exist"),
     Has("no endpoints found"),
+    Has("no allowed providers"),
     Has("is not found"),
     Has("no such model"),
     Has("unknown model"),
@@ -161,6 +178,8 @@ const RATE: &[Pat] = &[
     Has("too_many_requests"),
     Has("too many concurrent"),
     Has("throttl"),
+    Has("resource_exhausted"),
+    Has("resource exhausted"),
 ];
 
 const OVERLOADED: &[Pat] = &[Has("overloaded"), Has("over capacity"), Has("at capacity")];
@@ -180,7 +199,6 @@ const UNAVAILABLE: &[Pat] = &[
     Has("bad_gateway"),
     Has("no instances available"),
     Has("no available"),
-    Has("no allowed providers"),
     Has("web server is down"),
     Has("origin is unreachable"),
     Has("upstream connect error"),
@@ -189,6 +207,8 @@ const UNAVAILABLE: &[Pat] = &[
     Has("under maintenance"),
 ];
 
+/// Weak signals: generic words ("internal", `invalid_request_error`) that providers put on many
+/// different errors. They decide only when the status does not (no status, or a 200).
 const SERVER: &[Pat] = &[
     Has("internal server error"),
     Has("internal_server_error"),
@@ -217,35 +237,46 @@ const INVALID: &[Pat] = &[
     Has("extra inputs are not permitted"),
 ];
 
-const STEPS: &[Step] = &[
+/// Strong signals, in precedence order: they decide over the status.
+const STRONG: &[Step] = &[
     Step::Table(ErrorKind::Auth, AUTH),
     Step::Table(ErrorKind::Moderation, MODERATION),
     Step::Table(ErrorKind::QuotaExhausted, QUOTA),
     Step::ZeroLimit,
     Step::Table(ErrorKind::ContextOverflow, CONTEXT),
-    Step::GoogleThrottle,
+    Step::Table(ErrorKind::RateLimited, PER_MINUTE),
     Step::Table(ErrorKind::QuotaExhausted, QUOTA_WORDING),
     Step::Table(ErrorKind::NotFound, NOT_FOUND),
     Step::Table(ErrorKind::RateLimited, RATE),
-    Step::Table(ErrorKind::Overloaded, OVERLOADED),
     Step::Table(ErrorKind::Timeout, TIMEOUT),
+    Step::Table(ErrorKind::Overloaded, OVERLOADED),
     Step::Table(ErrorKind::Unavailable, UNAVAILABLE),
+];
+
+/// Weak signals: read only when the status says nothing.
+const WEAK: &[Step] = &[
     Step::Table(ErrorKind::ServerError, SERVER),
     Step::Table(ErrorKind::InvalidRequest, INVALID),
 ];
 
-/// The kind the body's signals state, if any. `signals` must be lower-case.
-pub(super) fn kind_from_signals(signals: &str) -> Option<ErrorKind> {
+fn first_match(steps: &[Step], signals: &str) -> Option<ErrorKind> {
     if signals.trim().is_empty() {
         return None;
     }
-    STEPS.iter().find_map(|step| match step {
+    steps.iter().find_map(|step| match step {
         Step::Table(kind, pats) => pats.iter().any(|p| p.matches(signals)).then_some(*kind),
-        Step::GoogleThrottle => (signals.contains("resource_exhausted")
-            || signals.contains("resource exhausted"))
-        .then_some(ErrorKind::RateLimited),
         Step::ZeroLimit => has_zero_limit(signals).then_some(ErrorKind::QuotaExhausted),
     })
+}
+
+/// The kind the body's strong signals state, if any. `signals` must be lower-case.
+pub(super) fn kind_from_signals(signals: &str) -> Option<ErrorKind> {
+    first_match(STRONG, signals)
+}
+
+/// The kind the body's weak signals suggest, for when the status says nothing.
+pub(super) fn weak_kind_from_signals(signals: &str) -> Option<ErrorKind> {
+    first_match(WEAK, signals)
 }
 
 /// `limit: 0` as a whole number (not `limit: 0.5`, not `limit: 05`).
@@ -269,6 +300,8 @@ pub(super) fn kind_from_status(status: u16) -> ErrorKind {
         408 => ErrorKind::Timeout,
         413 => ErrorKind::ContextOverflow,
         429 => ErrorKind::RateLimited,
+        // 424 Failed Dependency: the server's own dependency failed (TGI: generation failed).
+        424 => ErrorKind::ServerError,
         400..=499 => ErrorKind::InvalidRequest,
         502 | 503 | 521 | 523 => ErrorKind::Unavailable,
         504 | 522 | 524 => ErrorKind::Timeout,
@@ -351,10 +384,12 @@ const TRANSPORT_NETWORK: &[Pat] = &[
     Has("send failure"),
     Has("protocolerror"),
     Has("network"),
+    Has("terminated"),
+    Has("socket"),
 ];
 
 /// TLS words that remain after the specific patterns: still a TLS failure.
-const TRANSPORT_TLS_GENERIC: &[Pat] = &[Has("tls"), Has("ssl")];
+const TRANSPORT_TLS_GENERIC: &[Pat] = &[Has("ssl"), Has("tls: "), Has("tls error"), Has("tls_")];
 
 /// The kind of a transport failure, and whether it was a TLS/certificate failure (which makes a
 /// `network` error not retryable).
@@ -378,24 +413,24 @@ pub(super) fn kind_from_transport(message: &str) -> (ErrorKind, bool) {
 /// must be lower-case.
 pub(super) fn context_numbers(signals: &str) -> (Option<u64>, Option<u64>) {
     // Anthropic: "input length and `max_tokens` exceed context limit: 197202 + 8192 > 200000".
-    if let Some(tail) = text::after(signals, "exceed context limit:") {
-        if let Some((input, rest)) = text::leading_u64(tail.trim_start()) {
-            let rest = rest
-                .trim_start()
-                .strip_prefix('+')
-                .unwrap_or("")
-                .trim_start();
-            if let Some((output, rest)) = text::leading_u64(rest) {
-                let limit = text::number_after(rest, ">");
-                return (limit, Some(input.saturating_add(output)));
-            }
+    if let Some(tail) = text::after(signals, "exceed context limit:")
+        && let Some((input, rest)) = text::leading_u64(tail.trim_start())
+    {
+        let rest = rest
+            .trim_start()
+            .strip_prefix('+')
+            .unwrap_or("")
+            .trim_start();
+        if let Some((output, rest)) = text::leading_u64(rest) {
+            let limit = text::number_after(rest, ">");
+            return (limit, Some(input.saturating_add(output)));
         }
     }
     // Anthropic: "prompt is too long: 208310 tokens > 200000 maximum".
-    if let Some(tail) = text::after(signals, "prompt is too long:") {
-        if let Some((requested, rest)) = text::leading_u64(tail.trim_start()) {
-            return (text::number_after(rest, ">"), Some(requested));
-        }
+    if let Some(tail) = text::after(signals, "prompt is too long:")
+        && let Some((requested, rest)) = text::leading_u64(tail.trim_start())
+    {
+        return (text::number_after(rest, ">"), Some(requested));
     }
     // TGI: "`inputs` tokens + `max_new_tokens` must be <= 8193. given: 8000 `inputs` tokens
     // and 1000 `max_new_tokens`", or "`inputs` must have less than 4096 tokens. given: 5000".
@@ -410,13 +445,13 @@ pub(super) fn context_numbers(signals: &str) -> (Option<u64>, Option<u64>) {
         return (Some(limit), requested);
     }
     // OpenAI / Groq: "request too large for … (tpm): limit 10000, requested 20000".
-    if signals.contains("request too large") || signals.contains("too large for model") {
-        if let (Some(limit), Some(requested)) = (
+    if (signals.contains("request too large") || signals.contains("too large for model"))
+        && let (Some(limit), Some(requested)) = (
             text::number_after(signals, "limit "),
             text::number_after(signals, "requested "),
-        ) {
-            return (Some(limit), Some(requested));
-        }
+        )
+    {
+        return (Some(limit), Some(requested));
     }
     let limit = [
         ("maximum context length is", true),
@@ -436,6 +471,7 @@ pub(super) fn context_numbers(signals: &str) -> (Option<u64>, Option<u64>) {
     });
     let requested = [
         "you requested",
+        "resulted in",
         "your request has",
         "prompt contains",
         "input token count",
@@ -480,7 +516,7 @@ mod tests {
                 Some(QuotaExhausted),
             ),
             (
-                "quota exceeded for metric: x, limit: 0.5\nresource_exhausted",
+                "quota exceeded for metric: x, limit: 0.5 per minute\nresource_exhausted",
                 Some(RateLimited),
             ),
             (
@@ -503,16 +539,44 @@ mod tests {
             ),
             ("example.com | 524: a timeout occurred", Some(Timeout)),
             ("502 bad gateway", Some(Unavailable)),
+            (
+                "quota exceeded for quota metric 'generate content api requests per minute'",
+                Some(RateLimited),
+            ),
+            (
+                "you exceeded your current quota\nresource_exhausted",
+                Some(QuotaExhausted),
+            ),
+            (
+                "resource exhausted. please try again later.\nresource_exhausted",
+                Some(RateLimited),
+            ),
+            (
+                "the tcp handshake timed out, which may indicate the origin is overloaded",
+                Some(Timeout),
+            ),
+            ("internal server error", None),
+            ("something odd happened", None),
+            ("", None),
+        ];
+        for (signals, want) in cases {
+            assert_eq!(kind_from_signals(signals), want, "{signals}");
+        }
+    }
+
+    #[test]
+    fn weak_signals() {
+        use ErrorKind::*;
+        let cases = [
             ("internal server error", Some(ServerError)),
             (
                 "invalid value for 'temperature'\ninvalid_request_error",
                 Some(InvalidRequest),
             ),
             ("something odd happened", None),
-            ("", None),
         ];
         for (signals, want) in cases {
-            assert_eq!(kind_from_signals(signals), want, "{signals}");
+            assert_eq!(weak_kind_from_signals(signals), want, "{signals}");
         }
     }
 
@@ -528,6 +592,7 @@ mod tests {
             (408, Timeout),
             (413, ContextOverflow),
             (422, InvalidRequest),
+            (424, ServerError),
             (429, RateLimited),
             (500, ServerError),
             (502, Unavailable),
@@ -590,6 +655,11 @@ mod tests {
                 (Network, false),
             ),
             ("context canceled", (Unknown, false)),
+            (
+                "TypeError: terminated\n    at TLSSocket.onHttpSocketClose (node:internal)",
+                (Network, false),
+            ),
+            ("tls: protocol version not supported", (Network, true)),
         ];
         for (text, want) in cases {
             assert_eq!(kind_from_transport(text), want, "{text}");
