@@ -119,18 +119,7 @@ class Plugin:
         self.path = Path(path) if path is not None else default_component_path()
         self.memory_limit = memory_limit
         self.fuel = fuel
-        config = wasmtime.Config()
-        config.consume_fuel = fuel is not None
-        self._engine = wasmtime.Engine(config)
-        try:
-            self._component = wc.Component.from_file(self._engine, self.path)
-        except FileNotFoundError as e:
-            raise PluginLoadError(
-                f"component not found: {self.path} (build it with "
-                "`cargo run -p xtask -- component`)"
-            ) from e
-        except (OSError, wasmtime.WasmtimeError) as e:
-            raise PluginLoadError(f"cannot load component {self.path}: {e}") from e
+        self._engine, self._component = _compiled(self.path, fuel_enabled=fuel is not None)
         self._lock = threading.Lock()
         self._store: Optional[wasmtime.Store] = None
         self._classify_func: Any = None
@@ -225,6 +214,42 @@ class Plugin:
                 self._store = None
                 self._classify_func = self._version_func = None
                 raise _trap(name, e) from None
+
+
+_ENGINES: dict[bool, wasmtime.Engine] = {}
+_COMPONENTS: dict[tuple[str, int, int, bool], wc.Component] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _compiled(path: Path, *, fuel_enabled: bool) -> tuple[wasmtime.Engine, wc.Component]:
+    """The engine and the compiled component for ``path``, compiled once per file version.
+
+    Compiling takes far longer than instantiating, so plugins with the same file (and the same
+    fuel setting, which is part of the engine's configuration) share the compiled code.
+    """
+    try:
+        stat = path.stat()
+    except FileNotFoundError as e:
+        raise PluginLoadError(
+            f"component not found: {path} (build it with `cargo run -p xtask -- component`)"
+        ) from e
+    except OSError as e:
+        raise PluginLoadError(f"cannot read component {path}: {e}") from e
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size, fuel_enabled)
+    with _CACHE_LOCK:
+        engine = _ENGINES.get(fuel_enabled)
+        if engine is None:
+            config = wasmtime.Config()
+            config.consume_fuel = fuel_enabled
+            engine = _ENGINES[fuel_enabled] = wasmtime.Engine(config)
+        component = _COMPONENTS.get(key)
+        if component is None:
+            try:
+                component = wc.Component.from_file(engine, path)
+            except (OSError, wasmtime.WasmtimeError) as e:
+                raise PluginLoadError(f"cannot load component {path}: {e}") from e
+            _COMPONENTS[key] = component
+    return engine, component
 
 
 def _trap(name: str, error: wasmtime.WasmtimeError) -> PluginTrap:
