@@ -125,9 +125,10 @@ test('a 16 MiB body is survived, and only its first 256 KiB matter', () => {
 });
 
 test('a string body is cut at the byte limit exactly, even inside a character', () => {
-  // 'é' is 2 bytes: the cut falls inside one; '😀' is a surrogate pair across the cut.
-  for (const filler of ['é', '😀', 'x']) {
-    const text = filler.repeat(llmr.MAX_BODY_BYTES);
+  const max = llmr.MAX_BODY_BYTES;
+  // 'é' is 2 bytes, so the cut falls inside one; after the 'x', a surrogate pair straddles the
+  // first MAX_BODY_BYTES UTF-16 units.
+  for (const text of ['é'.repeat(max), '😀'.repeat(max / 2 + 1), `x${'😀'.repeat(max / 2)}`, 'x'.repeat(max + 10)]) {
     const bytes = new TextEncoder().encode(text);
     assert.deepEqual(plugin.classify({ body: text }), plugin.classify({ body: bytes.subarray(0, llmr.MAX_BODY_BYTES) }));
   }

@@ -217,3 +217,12 @@ def test_a_component_without_the_interface_is_incompatible(tmp_path: Path) -> No
     empty.write_bytes(wasmtime.wat2wasm("(component)"))
     with pytest.raises(llmr.IncompatibleComponentError):
         llmr.Plugin(empty)
+
+
+def test_a_str_body_is_cut_at_the_byte_limit_exactly(plugin: llmr.Plugin) -> None:
+    limit = llmr.MAX_BODY_BYTES
+    # "é" is 2 bytes and "😀" 4: the cut falls inside a character, as it does for bytes.
+    for text in ("é" * limit, "x" + "😀" * (limit // 4)):
+        assert plugin.classify(status=400, body=text) == plugin.classify(
+            status=400, body=text.encode()[:limit]
+        )
