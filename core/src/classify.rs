@@ -335,3 +335,243 @@ fn finish_field(raw: &str) -> String {
     let redacted = crate::redact::redact(raw.trim());
     text::prefix(&redacted, MAX_FIELD_BYTES).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One end-to-end case: the input, then the kind, `retryable`, `retry_after_ms` and a
+    /// substring of the message.
+    struct Case {
+        name: &'static str,
+        status: Option<u16>,
+        headers: &'static [(&'static str, &'static str)],
+        body: &'static str,
+        transport: Option<&'static str>,
+        kind: ErrorKind,
+        retryable: bool,
+        retry_after_ms: Option<u64>,
+        message: &'static str,
+    }
+
+    const BASE: Case = Case {
+        name: "",
+        status: None,
+        headers: &[],
+        body: "",
+        transport: None,
+        kind: ErrorKind::Unknown,
+        retryable: false,
+        retry_after_ms: None,
+        message: "",
+    };
+
+    const CASES: &[Case] = &[
+        Case {
+            name: "sse-error-chunk-after-content",
+            status: Some(200),
+            body: ": OPENROUTER PROCESSING\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\ndata: {\"error\":{\"code\":502,\"message\":\"Provider disconnected\"},\"choices\":[{\"delta\":{\"content\":\"\"},\"finish_reason\":\"error\"}]}\n\ndata: [DONE]\n",
+            kind: ErrorKind::Unavailable,
+            retryable: true,
+            message: "Provider disconnected",
+            ..BASE
+        },
+        Case {
+            name: "sse-anthropic-event-error",
+            status: Some(200),
+            body: "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\"}}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
+            kind: ErrorKind::Overloaded,
+            retryable: true,
+            message: "Overloaded",
+            ..BASE
+        },
+        Case {
+            name: "sse-without-error-is-no-error",
+            status: Some(200),
+            body: "data: {\"choices\":[{\"delta\":{\"content\":\"rate limit exceeded\"}}]}\n\ndata: [DONE]\n",
+            kind: ErrorKind::Unknown,
+            retryable: false,
+            ..BASE
+        },
+        Case {
+            name: "200-body-with-error",
+            status: Some(200),
+            body: r#"{"error":{"message":"Rate limit exceeded: free-models-per-min.","code":429}}"#,
+            kind: ErrorKind::RateLimited,
+            retryable: true,
+            message: "free-models-per-min",
+            ..BASE
+        },
+        Case {
+            name: "cloudflare-524-without-status",
+            body: "<!DOCTYPE html><html><head><title>openrouter.ai | 524: A timeout occurred</title></head><body>…</body></html>",
+            kind: ErrorKind::Timeout,
+            retryable: true,
+            message: "524: A timeout occurred",
+            ..BASE
+        },
+        Case {
+            name: "nginx-502",
+            status: Some(502),
+            body: "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body><center><h1>502 Bad Gateway</h1></center></body></html>",
+            kind: ErrorKind::Unavailable,
+            retryable: true,
+            message: "502 Bad Gateway",
+            ..BASE
+        },
+        Case {
+            name: "google-retry-info",
+            status: Some(429),
+            body: r#"{"error":{"code":429,"message":"Resource has been exhausted (e.g. check quota).","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"5s"}]}}"#,
+            kind: ErrorKind::RateLimited,
+            retryable: true,
+            retry_after_ms: Some(5_000),
+            message: "Resource has been exhausted",
+            ..BASE
+        },
+        Case {
+            name: "openrouter-metadata-headers-reset",
+            status: Some(429),
+            body: r#"{"error":{"code":429,"message":"Rate limit exceeded","metadata":{"headers":{"X-RateLimit-Limit":"20","X-RateLimit-Remaining":"0","X-RateLimit-Reset":"15"}}}}"#,
+            kind: ErrorKind::RateLimited,
+            retryable: true,
+            retry_after_ms: Some(15_000),
+            message: "Rate limit exceeded",
+            ..BASE
+        },
+        Case {
+            name: "x-should-retry-false-overrides",
+            status: Some(503),
+            headers: &[("x-should-retry", "false")],
+            kind: ErrorKind::Unavailable,
+            retryable: false,
+            message: "HTTP 503",
+            ..BASE
+        },
+        Case {
+            name: "x-should-retry-true-overrides",
+            status: Some(409),
+            headers: &[("X-Should-Retry", "true")],
+            kind: ErrorKind::InvalidRequest,
+            retryable: true,
+            ..BASE
+        },
+        Case {
+            name: "transport-tls-not-retryable",
+            transport: Some(
+                "Get \"https://api.openai.com/v1/models\": tls: failed to verify certificate: x509: certificate has expired",
+            ),
+            kind: ErrorKind::Network,
+            retryable: false,
+            message: "x509",
+            ..BASE
+        },
+        Case {
+            name: "transport-reset-retryable",
+            transport: Some("ECONNRESET: read ECONNRESET"),
+            kind: ErrorKind::Network,
+            retryable: true,
+            message: "ECONNRESET",
+            ..BASE
+        },
+        Case {
+            name: "transport-secret-in-url",
+            transport: Some(
+                "request to https://generativelanguage.googleapis.com/v1beta/models/gemini:generateContent?key=AIzaSyFAKE0123456789abcdefghijklmnopq failed, reason: getaddrinfo ENOTFOUND",
+            ),
+            kind: ErrorKind::Network,
+            retryable: true,
+            message: "?key=[REDACTED] failed",
+            ..BASE
+        },
+        Case {
+            name: "plain-text-envoy",
+            status: Some(503),
+            body: "upstream connect error or disconnect/reset before headers. reset reason: connection failure",
+            kind: ErrorKind::Unavailable,
+            retryable: true,
+            message: "upstream connect error",
+            ..BASE
+        },
+        Case {
+            name: "gemini-safety-block-on-200",
+            status: Some(200),
+            body: r#"{"promptFeedback":{"blockReason":"SAFETY","safetyRatings":[]}}"#,
+            kind: ErrorKind::Moderation,
+            retryable: false,
+            message: "prompt blocked: SAFETY",
+            ..BASE
+        },
+        Case {
+            name: "empty-unknown",
+            kind: ErrorKind::Unknown,
+            retryable: false,
+            ..BASE
+        },
+    ];
+
+    #[test]
+    fn end_to_end_cases() {
+        for case in CASES {
+            let got = classify(&ClassifyInput {
+                status: case.status,
+                headers: case.headers,
+                body: case.body.as_bytes(),
+                transport: case.transport,
+                wall_clock_ms: None,
+            });
+            assert_eq!(got.kind, case.kind, "{}: {got:?}", case.name);
+            assert_eq!(got.retryable, case.retryable, "{}: {got:?}", case.name);
+            assert_eq!(
+                got.retry_after_ms, case.retry_after_ms,
+                "{}: {got:?}",
+                case.name
+            );
+            assert!(got.message.contains(case.message), "{}: {got:?}", case.name);
+        }
+    }
+
+    #[test]
+    fn body_beyond_the_cap_is_not_read() {
+        let mut body = vec![b' '; MAX_BODY_BYTES];
+        body.extend_from_slice(b"rate limit exceeded");
+        let got = classify_response(Some(500), &[], &body, None);
+        assert_eq!(got.kind, ErrorKind::ServerError);
+        assert_eq!(got.message, "HTTP 500");
+    }
+
+    #[test]
+    fn invalid_utf8_is_decoded_lossily() {
+        let body = b"\xff\xfe overloaded \xc3";
+        let got = classify_response(None, &[], body, None);
+        assert_eq!(got.kind, ErrorKind::Overloaded);
+        assert!(got.message.contains("overloaded"));
+    }
+
+    #[test]
+    fn message_is_capped_at_a_char_boundary_after_redaction() {
+        let key = "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";
+        let body = format!("{}{key} {}", "é".repeat(250), "🙂".repeat(300));
+        let got = classify_response(Some(500), &[], body.as_bytes(), None);
+        assert!(got.message.len() <= MAX_MESSAGE_BYTES);
+        assert!(got.message.contains("[REDACTED]"));
+        assert!(!got.message.contains("sk-or-v1"));
+    }
+
+    #[test]
+    fn transport_text_is_capped() {
+        let long = format!("connection refused {}", "x".repeat(MAX_TRANSPORT_BYTES * 2));
+        let got = classify_transport(&long);
+        assert_eq!(got.kind, ErrorKind::Network);
+        assert!(got.message.len() <= MAX_MESSAGE_BYTES);
+    }
+
+    #[test]
+    fn kinds_round_trip_their_names() {
+        for kind in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_name(kind.as_str()), Some(kind));
+            assert_eq!(kind.to_string(), kind.as_str());
+        }
+        assert_eq!(ErrorKind::from_name("nope"), None);
+    }
+}

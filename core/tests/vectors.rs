@@ -7,6 +7,7 @@
 //! silently dropped. The test fails when the files hold no case at all.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use llm_resilience::{Classification, ClassifyInput, classify};
@@ -195,11 +196,13 @@ fn classify_vectors() {
     if !report.is_empty() {
         println!("failing cases:{report}");
     }
+    let mut summary = format!("[core] classify vectors: {passed} passed, {failed} failed");
     if skipped > 0 {
-        println!("[core] classify vectors: {passed} passed, {failed} failed, {skipped} skipped");
-    } else {
-        println!("[core] classify vectors: {passed} passed, {failed} failed");
+        let _ = write!(summary, ", {skipped} skipped");
     }
+    // Written to the process's stdout directly (not `println!`), so the summary shows even
+    // when the test harness captures output.
+    let _ = writeln!(std::io::stdout(), "{summary}");
     assert!(
         passed + failed >= 1,
         "no classify vectors found in {} file(s): refusing to pass on nothing",

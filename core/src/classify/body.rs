@@ -539,7 +539,9 @@ fn read_sse(stream: &str, found: &mut Found) {
 fn read_plain(plain: &str, depth: usize, found: &mut Found) -> bool {
     let head = text::prefix(plain, MAX_PLAIN_SIGNAL_BYTES);
     found.signal(head);
-    found.message = Some(head.to_string());
+    // The whole text, not just the head: it is redacted before it is cut, so a key that
+    // straddles the head's end is still recognised whole.
+    found.message = Some(plain.to_string());
     found.status = found
         .status
         .or_else(|| text::status_in(head.lines().next().unwrap_or("")));
