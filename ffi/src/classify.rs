@@ -21,6 +21,12 @@ pub const LLMR_LIMIT_STRING_BYTES: usize = 1048576;
 /// only the first 256 KiB.
 pub const LLMR_LIMIT_BODY_BYTES: usize = 1073741824;
 
+// Input the core would read is never rejected by the ABI: every limit is above the core's cap.
+const _: () = assert!(LLMR_LIMIT_HEADERS > llm_resilience::MAX_HEADERS);
+const _: () = assert!(LLMR_LIMIT_STRING_BYTES > llm_resilience::MAX_HEADER_BYTES);
+const _: () = assert!(LLMR_LIMIT_STRING_BYTES > llm_resilience::MAX_TRANSPORT_BYTES);
+const _: () = assert!(LLMR_LIMIT_BODY_BYTES > llm_resilience::MAX_BODY_BYTES);
+
 /// What kind of failure a call met: a closed set with one catch-all (`LLMR_ERROR_KIND_UNKNOWN`).
 ///
 /// The values are part of the ABI and never change meaning; a new kind would get the next
@@ -402,15 +408,6 @@ mod tests {
         );
         assert!(c.provider.is_null() && c.code.is_null());
         assert!(c.error_type.is_null() && c.message.is_null());
-    }
-
-    #[test]
-    fn abi_limits_are_above_the_core_caps() {
-        // Input the core would read must never be rejected by the ABI.
-        assert!(LLMR_LIMIT_HEADERS > llm_resilience::MAX_HEADERS);
-        assert!(LLMR_LIMIT_STRING_BYTES > llm_resilience::MAX_HEADER_BYTES);
-        assert!(LLMR_LIMIT_STRING_BYTES > llm_resilience::MAX_TRANSPORT_BYTES);
-        assert!(LLMR_LIMIT_BODY_BYTES > llm_resilience::MAX_BODY_BYTES);
     }
 
     #[test]
