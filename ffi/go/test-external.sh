@@ -59,12 +59,18 @@ go build -o "$tmp/app-replace" .
 "$tmp/app-replace"
 
 echo "[go-external] build tag llmr_pkgconfig, pkg-config llm-resilience"
-prefix="$tmp/prefix"
+# A fixed prefix, as a real install has. The go build cache does not key packages on
+# pkg-config's output, so a cached build would keep linking the library path of an earlier run;
+# the prefix's checksum in CGO_CFLAGS makes a different prefix a different build.
+prefix="${CARGO_TARGET_DIR:-$root/target}/llmr-pkgconfig-prefix"
+salt="$(printf '%s' "$prefix" | cksum | cut -d' ' -f1)"
+rm -rf "$prefix"
 mkdir -p "$prefix/lib" "$prefix/include"
 cp "$lib" "$prefix/lib/"
 cp "$root/ffi/include/llm_resilience.h" "$prefix/include/"
 "$here/gen-pkgconfig.sh" "$prefix" >/dev/null
 PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --cflags --libs llm-resilience
-PKG_CONFIG_PATH="$prefix/lib/pkgconfig" go build -tags llmr_pkgconfig -o "$tmp/app-pkgconfig" .
+PKG_CONFIG_PATH="$prefix/lib/pkgconfig" CGO_CFLAGS="-O2 -g -DLLMR_PREFIX_SALT=$salt" \
+    go build -tags llmr_pkgconfig -o "$tmp/app-pkgconfig" .
 "$tmp/app-pkgconfig"
 echo "[go-external] ok"
