@@ -24,6 +24,12 @@ impl Problems {
         }
     }
 
+    /// Adds problems found elsewhere, each prefixed with `prefix` (may be empty).
+    pub(crate) fn extend(&mut self, prefix: &str, error: ConfigError) {
+        self.0
+            .extend(error.problems.into_iter().map(|m| format!("{prefix}{m}")));
+    }
+
     /// `Ok(value)` when nothing was recorded, else the [`ConfigError`] listing everything.
     pub(crate) fn finish<T>(self, value: T) -> Result<T, ConfigError> {
         if self.0.is_empty() {

@@ -11,9 +11,11 @@
 //!   own error code;
 //! - [`retry`]: decide whether, when and how to retry a failed call, under a service-wide
 //!   retry budget;
+//! - [`breaker`]: circuit breakers per model or provider, with half-open probing;
 //! - [`redact`]: keep API keys and bearer tokens out of every message the library produces.
 #![forbid(unsafe_code)]
 
+pub mod breaker;
 pub mod classify;
 pub mod config;
 pub mod redact;
