@@ -12,12 +12,14 @@
 //! - [`retry`]: decide whether, when and how to retry a failed call, under a service-wide
 //!   retry budget;
 //! - [`breaker`]: circuit breakers per model or provider, with half-open probing;
+//! - [`ratelimit`]: GCRA rate limits per chat session, weighted, in bounded memory;
 //! - [`redact`]: keep API keys and bearer tokens out of every message the library produces.
 #![forbid(unsafe_code)]
 
 pub mod breaker;
 pub mod classify;
 pub mod config;
+pub mod ratelimit;
 pub mod redact;
 pub mod retry;
 
