@@ -812,6 +812,16 @@ pub enum KeyError {
     TooLong(usize),
 }
 
+impl KeyError {
+    /// A stable kebab-case code (`"empty-key"`), the same on every surface.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            KeyError::Empty => "empty-key",
+            KeyError::TooLong(_) => "key-too-long",
+        }
+    }
+}
+
 impl BreakerSet {
     /// A set of at most `max_keys` breakers (1..=100 000), each with `config`.
     pub fn new(config: BreakerConfig, max_keys: usize) -> Result<BreakerSet, ConfigError> {

@@ -109,6 +109,18 @@ pub enum RateLimitError {
     },
 }
 
+impl RateLimitError {
+    /// A stable kebab-case code (`"exceeds-burst"`), the same on every surface.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            RateLimitError::EmptyKey => "empty-key",
+            RateLimitError::KeyTooLong(_) => "key-too-long",
+            RateLimitError::ZeroUnits => "zero-units",
+            RateLimitError::ExceedsBurst { .. } => "exceeds-burst",
+        }
+    }
+}
+
 /// One key's state and its place in the LRU list.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
