@@ -1,9 +1,65 @@
 //! Error classification: what kind of failure is this, and what does it tell us?
 //!
-//! (Module documentation to be written with the implementation: why classify by meaning and
-//! not by status alone.)
+//! Every resilience decision downstream — retry or give up, how long to wait, shrink the prompt,
+//! trip a breaker, fall back to another model, stop and ask a human to top up credit — starts
+//! from one question: *what went wrong?* [`classify`] answers it with an [`ErrorKind`] from a
+//! closed taxonomy plus the few facts a policy needs (a retry delay, the context numbers, the
+//! provider's own code) and a short, redacted message for the logs.
+//!
+//! # Why by meaning, not by status
+//!
+//! The HTTP status is the least reliable part of an LLM API error. A `429` can mean "wait a
+//! second" (rate limit) or "your account is out of money for the month" (quota); a `400` can
+//! mean "this prompt no longer fits the model" (shrink it and go on) or "this parameter does not
+//! exist" (a bug: never retry); a `200` can carry an error in its body or in the last SSE chunk
+//! of a stream; OpenRouter wraps the upstream provider's real error as a JSON *string* inside
+//! `error.metadata.raw`; Google nests a whole JSON error inside a message string. Retrying a
+//! quota error burns money and time, and shrinking a prompt because of a rate limit throws
+//! context away. So the body decides whenever it says something recognisable — the innermost
+//! error first, with the provider's code, type and message all read as signals — and the status
+//! is only the fallback (see `rules.rs` for the ordered table).
+//!
+//! # Why the caps
+//!
+//! The input comes from the network: a misbehaving proxy can send a gigabyte of HTML, ten
+//! thousand headers or a JSON document nested a thousand levels deep. The classifier runs on
+//! every failed call, often inside a hot retry loop and on small hosts (a wasm component, a Go
+//! worker through cgo), so its work must be bounded by constants, not by what the peer sends:
+//! only the first [`MAX_BODY_BYTES`] of the body are read (errors state themselves at the start),
+//! at most [`MAX_HEADERS`] headers, no header longer than [`MAX_HEADER_BYTES`], at most
+//! [`MAX_TRANSPORT_BYTES`] of a transport message, and nested errors are followed at most four
+//! levels deep. Nothing here panics: all slicing is done at checked character boundaries and all
+//! arithmetic saturates.
+//!
+//! # Why `unknown` is not retryable
+//!
+//! An error we do not recognise might be a permanent one (a malformed request, a revoked key); a
+//! retry loop around it repeats the same failure, costs money on every attempt and hides the
+//! bug. Being conservative means surfacing it: callers that want to retry unknown errors can
+//! say so in their retry policy, knowingly. For the same reason a TLS or certificate failure is
+//! a `network` error that is *not* retryable: a bad certificate does not fix itself in 200 ms.
+//! A server that says `x-should-retry: true|false` knows better than our defaults and wins.
+//!
+//! # Example
+//!
+//! ```
+//! use llm_resilience::{classify_response, ErrorKind};
+//!
+//! let body = br#"{"error":{"message":"Rate limit reached for gpt-4o. Please try again in 6ms.",
+//!                "type":"tokens","code":"rate_limit_exceeded"}}"#;
+//! let c = classify_response(Some(429), &[], body, None);
+//! assert_eq!(c.kind, ErrorKind::RateLimited);
+//! assert!(c.retryable);
+//! assert_eq!(c.retry_after_ms, Some(6));
+//! assert_eq!(c.code.as_deref(), Some("rate_limit_exceeded"));
+//! ```
 
 use serde::{Deserialize, Serialize};
+
+mod body;
+mod hints;
+mod rules;
+mod text;
 
 /// The body is read up to this many bytes; anything beyond is ignored (classified from its first
 /// bytes), so hostile or runaway bodies cost bounded work.
@@ -14,6 +70,11 @@ pub const MAX_HEADERS: usize = 128;
 pub const MAX_HEADER_BYTES: usize = 8 * 1024;
 /// A transport error message is read up to this many bytes.
 pub const MAX_TRANSPORT_BYTES: usize = 16 * 1024;
+
+/// The longest `message` a classification carries, in bytes (cut at a character boundary).
+const MAX_MESSAGE_BYTES: usize = 512;
+/// The longest `code`, `provider` or `error_type` a classification carries, in bytes.
+const MAX_FIELD_BYTES: usize = 128;
 
 /// What kind of failure a call met. A closed set with one catch-all ([`ErrorKind::Unknown`]).
 ///
@@ -143,18 +204,85 @@ pub struct Classification {
 }
 
 /// Classifies one failed call. Never panics; reads at most the documented caps of its input.
+///
+/// A transport failure (`input.transport` set) is classified from its text; otherwise the body
+/// decides the kind when it says something recognisable and the status is the fallback. Retry
+/// hints come from the headers first, then from the body (see the module documentation).
 pub fn classify(input: &ClassifyInput<'_>) -> Classification {
-    let _ = input;
+    let headers = hints::Headers::collect(input.headers);
+    let header_delay = headers.retry_after_ms(input.wall_clock_ms);
+    let should_retry = headers.should_retry();
+
+    if let Some(transport) = input.transport {
+        let text = text::prefix(transport, MAX_TRANSPORT_BYTES);
+        let (kind, tls) = rules::kind_from_transport(text);
+        let retryable = should_retry.unwrap_or(default_retryable(kind) && !tls);
+        return Classification {
+            kind,
+            retryable,
+            retry_after_ms: header_delay,
+            limit_tokens: None,
+            requested_tokens: None,
+            provider: None,
+            code: None,
+            error_type: None,
+            message: finish_message(text.trim()),
+        };
+    }
+
+    let body_bytes = input.body.get(..MAX_BODY_BYTES).unwrap_or(input.body);
+    let body_text = String::from_utf8_lossy(body_bytes);
+    let found = body::extract(&body_text);
+
+    // The status the response had, or the one the body states when the response said nothing
+    // useful (a 200 that carries an error, a bare HTML page, an error without a status).
+    let status = match input.status {
+        Some(s) if s >= 400 => Some(s),
+        other => found.status.or(other),
+    };
+
+    let signals = found.signals.to_lowercase();
+    let kind = found
+        .moderation
+        .then_some(ErrorKind::Moderation)
+        .or_else(|| rules::kind_from_signals(&signals))
+        .or_else(|| {
+            status
+                .map(rules::kind_from_status)
+                .filter(|k| *k != ErrorKind::Unknown)
+        })
+        .or_else(|| rules::weak_kind_from_signals(&signals))
+        .unwrap_or(ErrorKind::Unknown);
+
+    let retry_after_ms = header_delay
+        .or_else(|| {
+            hints::Headers::collect_owned(&found.meta_headers).retry_after_ms(input.wall_clock_ms)
+        })
+        .or_else(|| hints::delay_from_text(&signals))
+        .or(found.retry_delay_ms);
+
+    let (limit_tokens, requested_tokens) = if kind == ErrorKind::ContextOverflow {
+        rules::context_numbers(&signals)
+    } else {
+        (None, None)
+    };
+
+    let message = match found.message.as_deref().map(str::trim) {
+        Some(m) if !m.is_empty() => finish_message(m),
+        _ if !found.plain.trim().is_empty() => finish_message(found.plain.trim()),
+        _ => status.map(|s| format!("HTTP {s}")).unwrap_or_default(),
+    };
+
     Classification {
-        kind: ErrorKind::Unknown,
-        retryable: false,
-        retry_after_ms: None,
-        limit_tokens: None,
-        requested_tokens: None,
-        provider: None,
-        code: None,
-        error_type: None,
-        message: String::new(),
+        kind,
+        retryable: should_retry.unwrap_or(default_retryable(kind)),
+        retry_after_ms,
+        limit_tokens,
+        requested_tokens,
+        provider: found.provider.as_deref().map(finish_field),
+        code: found.code.as_deref().map(finish_field),
+        error_type: found.error_type.as_deref().map(finish_field),
+        message,
     }
 }
 
@@ -180,4 +308,30 @@ pub fn classify_transport(message: &str) -> Classification {
         transport: Some(message),
         ..ClassifyInput::default()
     })
+}
+
+/// Whether a kind is worth retrying as is. `context-overflow` needs shrinking first, and
+/// `unknown` is not retried, to be conservative (see the module documentation).
+const fn default_retryable(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::RateLimited
+            | ErrorKind::Timeout
+            | ErrorKind::Overloaded
+            | ErrorKind::Unavailable
+            | ErrorKind::ServerError
+            | ErrorKind::Network
+    )
+}
+
+/// Redacts secrets first (so a cut never leaves half a key behind), then cuts to the cap.
+fn finish_message(raw: &str) -> String {
+    let redacted = crate::redact::redact(raw);
+    text::prefix(redacted.trim(), MAX_MESSAGE_BYTES).to_string()
+}
+
+/// The same treatment for the short fields (`code`, `provider`, `error_type`).
+fn finish_field(raw: &str) -> String {
+    let redacted = crate::redact::redact(raw.trim());
+    text::prefix(&redacted, MAX_FIELD_BYTES).to_string()
 }

@@ -1,0 +1,93 @@
+"""llm-resilience for Python: the policy engine's component, run in wasmtime.
+
+Classify a failed LLM API call::
+
+    import llm_resilience as llmr
+
+    c = llmr.classify(status=429, headers={"retry-after-ms": "6"}, body=response_text)
+    if c.kind is llmr.ErrorKind.RATE_LIMITED and c.retryable:
+        sleep_ms(c.retry_after_ms or 1000)
+
+The module-level :func:`classify` and :func:`version` use one shared :class:`Plugin`, created on
+first use from :func:`default_component_path`; create a :class:`Plugin` yourself to choose the
+component file or the limits.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Optional
+
+from .classify import Classification, ErrorKind
+from .errors import (
+    FuelExhaustedError,
+    IncompatibleComponentError,
+    PluginError,
+    PluginLoadError,
+    PluginTrap,
+)
+from .plugin import (
+    COMPONENT_ENV,
+    DEFAULT_FUEL,
+    DEFAULT_MEMORY_LIMIT,
+    MAX_BODY_BYTES,
+    BodyLike,
+    HeadersLike,
+    Plugin,
+    default_component_path,
+)
+
+__all__ = [
+    "classify",
+    "version",
+    "default_plugin",
+    "Plugin",
+    "Classification",
+    "ErrorKind",
+    "PluginError",
+    "PluginLoadError",
+    "IncompatibleComponentError",
+    "PluginTrap",
+    "FuelExhaustedError",
+    "HeadersLike",
+    "BodyLike",
+    "COMPONENT_ENV",
+    "DEFAULT_FUEL",
+    "DEFAULT_MEMORY_LIMIT",
+    "MAX_BODY_BYTES",
+    "default_component_path",
+]
+
+_default: Optional[Plugin] = None
+_default_lock = threading.Lock()
+
+
+def default_plugin() -> Plugin:
+    """The shared :class:`Plugin` behind :func:`classify`, loaded on first use."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Plugin()
+        return _default
+
+
+def classify(
+    status: Optional[int] = None,
+    headers: Optional[HeadersLike] = None,
+    body: Optional[BodyLike] = b"",
+    transport: Optional[str] = None,
+    wall_clock_ms: Optional[int] = None,
+) -> Classification:
+    """Classifies one failed call with the shared plugin; see :meth:`Plugin.classify`."""
+    return default_plugin().classify(
+        status=status,
+        headers=headers,
+        body=body,
+        transport=transport,
+        wall_clock_ms=wall_clock_ms,
+    )
+
+
+def version() -> str:
+    """The version of the library inside the shared plugin's component."""
+    return default_plugin().version()

@@ -1,0 +1,472 @@
+//! Loading the component and calling it under limits.
+
+use std::path::{Path, PathBuf};
+
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
+
+use llm_resilience::classify as core;
+
+/// Bindings generated from `wit/llm-resilience.wit`, world `plugin` (documented there).
+#[allow(missing_docs, unreachable_pub, clippy::all)]
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "plugin",
+    });
+}
+
+use bindings::exports::llm::resilience::classify as wit;
+
+/// Default cap on the component's linear memory: 64 MiB.
+///
+/// Room for a 16 MiB body (the host copies the whole body into the guest) several times over;
+/// small enough that a thousand concurrent calls cannot exhaust a server.
+pub const DEFAULT_MEMORY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Default fuel per call: one billion units (roughly one per WebAssembly instruction).
+///
+/// The core reads at most 256 KiB of a body and does bounded work per byte, so an honest call
+/// uses a small fraction of this; a component stuck in a loop is stopped after about a second
+/// of CPU instead of never.
+pub const DEFAULT_FUEL: u64 = 1_000_000_000;
+
+/// The resources one call may use. Checked by [`Plugin::set_limits`] and at construction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The most linear memory the component may have, in bytes (instantiation included).
+    /// Growing beyond it is a [`HostError::MemoryLimit`].
+    pub memory_bytes: usize,
+    /// Fuel for one call: instantiation, copying the input in, the call itself and the copy of
+    /// the result out. Running out is a [`HostError::OutOfFuel`].
+    pub fuel: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: DEFAULT_MEMORY_BYTES,
+            fuel: DEFAULT_FUEL,
+        }
+    }
+}
+
+impl Limits {
+    fn validate(self) -> Result<Limits, HostError> {
+        let mut rejected = Vec::new();
+        if self.memory_bytes == 0 {
+            rejected.push("memory_bytes must be greater than 0");
+        }
+        if self.fuel == 0 {
+            rejected.push("fuel must be greater than 0");
+        }
+        if rejected.is_empty() {
+            Ok(self)
+        } else {
+            Err(HostError::InvalidLimits(rejected.join("; ")))
+        }
+    }
+}
+
+/// Everything that can go wrong between the host and the component.
+///
+/// Loading errors ([`ComponentNotFound`](HostError::ComponentNotFound) …
+/// [`HasImports`](HostError::HasImports)) mean there is no usable plugin. Call errors
+/// ([`OutOfFuel`](HostError::OutOfFuel), [`MemoryLimit`](HostError::MemoryLimit),
+/// [`Trap`](HostError::Trap)) concern one call only: the plugin stays usable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// The component file does not exist (it is built, not checked in).
+    #[error(
+        "component not found at {}: build it with `{}` (or point $LLMR_COMPONENT / --component at a built llm-resilience.wasm)",
+        path.display(),
+        crate::BUILD_COMMAND
+    )]
+    ComponentNotFound {
+        /// The path that was tried.
+        path: PathBuf,
+    },
+    /// The component file exists but could not be read.
+    #[error("reading the component {}: {source}", path.display())]
+    Io {
+        /// The path that was read.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The bytes are not a valid component, or not one of the `plugin` world.
+    #[error("not a usable llm-resilience component: {0}")]
+    InvalidComponent(String),
+    /// The component imports something; it must import nothing. Holds the import names.
+    #[error("the component imports {0:?}; an llm-resilience component must import nothing")]
+    HasImports(Vec<String>),
+    /// A [`Limits`] value was rejected; the text lists every rejected field.
+    #[error("invalid limits: {0}")]
+    InvalidLimits(String),
+    /// The call used up its fuel budget ([`Limits::fuel`]).
+    #[error("the component ran out of fuel (budget {fuel} units)")]
+    OutOfFuel {
+        /// The budget that was exhausted.
+        fuel: u64,
+    },
+    /// The component tried to grow its memory beyond [`Limits::memory_bytes`].
+    #[error(
+        "the component hit the memory limit: it asked for {requested_bytes} bytes, the cap is {limit_bytes}"
+    )]
+    MemoryLimit {
+        /// The cap in force.
+        limit_bytes: usize,
+        /// The memory size the component asked for.
+        requested_bytes: usize,
+    },
+    /// Any other trap or failure inside the component; the text is for people, not parsing.
+    #[error("the component trapped: {0}")]
+    Trap(String),
+}
+
+/// Store data: the memory limiter, which also remembers whether it refused a growth, so a trap
+/// that follows can be reported as [`HostError::MemoryLimit`] whatever the guest did next.
+struct HostState {
+    limits: StoreLimits,
+    refused: Option<usize>,
+}
+
+impl ResourceLimiter for HostState {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let verdict = self.limits.memory_growing(current, desired, maximum);
+        if !matches!(verdict, Ok(true)) {
+            self.refused = Some(desired);
+        }
+        verdict
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
+/// A loaded, compiled llm-resilience component, ready to be called.
+///
+/// Cheap to call: the engine, the compiled component and the pre-linked instance are made once.
+/// Each call gets a fresh [`Store`] and instance (see [`Plugin::classify`] for why). `Plugin` is
+/// `Send + Sync`; calls from several threads run in parallel.
+pub struct Plugin {
+    engine: Engine,
+    pre: bindings::PluginPre<HostState>,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    /// Loads the component from a file, with the default [`Limits`].
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Plugin, HostError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                HostError::ComponentNotFound {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                HostError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            }
+        })?;
+        Plugin::from_bytes(&bytes)
+    }
+
+    /// Loads the component from its bytes (the binary format), with the default [`Limits`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Plugin, HostError> {
+        Plugin::with_limits(bytes, Limits::default())
+    }
+
+    /// Loads the component from its bytes with the given limits.
+    ///
+    /// Compiles it, checks that it imports nothing and that it has the `plugin` world's exports.
+    pub fn with_limits(bytes: &[u8], limits: Limits) -> Result<Plugin, HostError> {
+        let limits = limits.validate()?;
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.consume_fuel(true);
+        let engine =
+            Engine::new(&config).map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
+        let component = Component::new(&engine, bytes)
+            .map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
+        let imports: Vec<String> = component
+            .component_type()
+            .imports(&engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        if !imports.is_empty() {
+            return Err(HostError::HasImports(imports));
+        }
+        // Nothing is added: the component gets no host functions at all.
+        let linker = Linker::<HostState>::new(&engine);
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
+        let pre = bindings::PluginPre::new(instance_pre)
+            .map_err(|e| HostError::InvalidComponent(format!("{e:#}")))?;
+        Ok(Plugin {
+            engine,
+            pre,
+            limits,
+        })
+    }
+
+    /// The limits each call runs under.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Changes the limits for the calls that follow.
+    pub fn set_limits(&mut self, limits: Limits) -> Result<(), HostError> {
+        self.limits = limits.validate()?;
+        Ok(())
+    }
+
+    /// The names of the component's imports, as wasmtime sees them (empty for a loaded plugin:
+    /// loading refuses any other component).
+    pub fn imports(&self) -> Vec<String> {
+        self.pre
+            .instance_pre()
+            .component()
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
+    /// Classifies one failed call through the component.
+    ///
+    /// Converts the core's input to the WIT types, runs the component under [`Limits`], and
+    /// converts the result back, so the output equals `llm_resilience::classify(input)`.
+    ///
+    /// Every call runs in a fresh [`Store`] with a fresh instance. Instantiating this component
+    /// costs a few microseconds (the compiled code and the memory image are shared; memory is
+    /// mapped copy-on-write), far less than classifying a real body, and it buys isolation for
+    /// free: no state or memory growth (a 16 MiB body) carries over from one call to the next,
+    /// a trap cannot leave a poisoned instance behind, the fuel budget is exactly per call, and
+    /// `&self` is enough, so calls from several threads need no lock.
+    pub fn classify(
+        &self,
+        input: &llm_resilience::ClassifyInput<'_>,
+    ) -> Result<llm_resilience::Classification, HostError> {
+        let input = input_to_wit(input);
+        let (mut store, plugin) = self.instantiate()?;
+        let result = plugin
+            .llm_resilience_classify()
+            .call_classify(&mut store, &input);
+        match result {
+            Ok(c) => Ok(classification_from_wit(c)),
+            Err(e) => Err(self.call_error(&store, e)),
+        }
+    }
+
+    /// The component's own version (its `version()` export), `major.minor.patch`.
+    pub fn version(&self) -> Result<String, HostError> {
+        let (mut store, plugin) = self.instantiate()?;
+        plugin
+            .llm_resilience_classify()
+            .call_version(&mut store)
+            .map_err(|e| self.call_error(&store, e))
+    }
+
+    fn instantiate(&self) -> Result<(Store<HostState>, bindings::Plugin), HostError> {
+        let state = HostState {
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.limits.memory_bytes)
+                .trap_on_grow_failure(true)
+                .build(),
+            refused: None,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| state);
+        store
+            .set_fuel(self.limits.fuel)
+            .map_err(|e| HostError::Trap(format!("{e:#}")))?;
+        match self.pre.instantiate(&mut store) {
+            Ok(plugin) => Ok((store, plugin)),
+            Err(e) => Err(self.call_error(&store, e)),
+        }
+    }
+
+    /// Maps a failure inside the store to a typed error. The limiter's record comes first: a
+    /// refused growth may surface as a forced trap, an allocation-failure abort or anything
+    /// else the guest does when it cannot get memory.
+    fn call_error(&self, store: &Store<HostState>, error: wasmtime::Error) -> HostError {
+        if let Some(requested_bytes) = store.data().refused {
+            return HostError::MemoryLimit {
+                limit_bytes: self.limits.memory_bytes,
+                requested_bytes,
+            };
+        }
+        match error.downcast_ref::<Trap>() {
+            Some(Trap::OutOfFuel) => HostError::OutOfFuel {
+                fuel: self.limits.fuel,
+            },
+            _ => HostError::Trap(format!("{error:#}")),
+        }
+    }
+}
+
+fn input_to_wit(input: &llm_resilience::ClassifyInput<'_>) -> wit::ClassifyInput {
+    wit::ClassifyInput {
+        status: input.status,
+        headers: input
+            .headers
+            .iter()
+            .map(|&(name, value)| wit::Header {
+                name: name.to_string(),
+                value: value.to_string(),
+            })
+            .collect(),
+        body: input.body.to_vec(),
+        transport: input.transport.map(str::to_string),
+        wall_clock_ms: input.wall_clock_ms,
+    }
+}
+
+fn classification_from_wit(c: wit::Classification) -> llm_resilience::Classification {
+    llm_resilience::Classification {
+        kind: kind_from_wit(c.kind),
+        retryable: c.retryable,
+        retry_after_ms: c.retry_after_ms,
+        limit_tokens: c.limit_tokens,
+        requested_tokens: c.requested_tokens,
+        provider: c.provider,
+        code: c.code,
+        error_type: c.error_type,
+        message: c.message,
+    }
+}
+
+fn kind_from_wit(kind: wit::ErrorKind) -> core::ErrorKind {
+    match kind {
+        wit::ErrorKind::Auth => core::ErrorKind::Auth,
+        wit::ErrorKind::QuotaExhausted => core::ErrorKind::QuotaExhausted,
+        wit::ErrorKind::Moderation => core::ErrorKind::Moderation,
+        wit::ErrorKind::RateLimited => core::ErrorKind::RateLimited,
+        wit::ErrorKind::Timeout => core::ErrorKind::Timeout,
+        wit::ErrorKind::ContextOverflow => core::ErrorKind::ContextOverflow,
+        wit::ErrorKind::InvalidRequest => core::ErrorKind::InvalidRequest,
+        wit::ErrorKind::NotFound => core::ErrorKind::NotFound,
+        wit::ErrorKind::Overloaded => core::ErrorKind::Overloaded,
+        wit::ErrorKind::Unavailable => core::ErrorKind::Unavailable,
+        wit::ErrorKind::ServerError => core::ErrorKind::ServerError,
+        wit::ErrorKind::Network => core::ErrorKind::Network,
+        wit::ErrorKind::Unknown => core::ErrorKind::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_wit_kind_maps_to_the_core_kind_of_the_same_name() {
+        // The WIT enum and the core enum list the same names in the same order; the generated
+        // enum's Debug is `ErrorKind::QuotaExhausted`, so compare its kebab-case form.
+        let wit_kinds = [
+            wit::ErrorKind::Auth,
+            wit::ErrorKind::QuotaExhausted,
+            wit::ErrorKind::Moderation,
+            wit::ErrorKind::RateLimited,
+            wit::ErrorKind::Timeout,
+            wit::ErrorKind::ContextOverflow,
+            wit::ErrorKind::InvalidRequest,
+            wit::ErrorKind::NotFound,
+            wit::ErrorKind::Overloaded,
+            wit::ErrorKind::Unavailable,
+            wit::ErrorKind::ServerError,
+            wit::ErrorKind::Network,
+            wit::ErrorKind::Unknown,
+        ];
+        assert_eq!(wit_kinds.len(), core::ErrorKind::ALL.len());
+        for (w, c) in wit_kinds.into_iter().zip(core::ErrorKind::ALL) {
+            let debug = format!("{w:?}");
+            let rust_name = debug.rsplit("::").next().unwrap_or_default();
+            let wit_name: String = rust_name
+                .chars()
+                .flat_map(|ch| {
+                    if ch.is_ascii_uppercase() {
+                        vec!['-', ch.to_ascii_lowercase()]
+                    } else {
+                        vec![ch]
+                    }
+                })
+                .skip(1)
+                .collect();
+            assert_eq!(wit_name, c.as_str());
+            assert_eq!(kind_from_wit(w), c);
+        }
+    }
+
+    #[test]
+    fn zero_limits_are_rejected_with_every_reason() {
+        let err = Limits {
+            memory_bytes: 0,
+            fuel: 0,
+        }
+        .validate()
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("memory_bytes"), "{text}");
+        assert!(text.contains("fuel"), "{text}");
+    }
+
+    #[test]
+    fn missing_component_names_the_build_command() {
+        let err = Plugin::from_file("/nonexistent/llm-resilience.wasm").unwrap_err();
+        assert!(
+            matches!(err, HostError::ComponentNotFound { .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains(crate::BUILD_COMMAND), "{err}");
+    }
+
+    #[test]
+    fn garbage_bytes_are_an_invalid_component() {
+        let err = Plugin::from_bytes(b"not wasm").unwrap_err();
+        assert!(matches!(err, HostError::InvalidComponent(_)), "{err:?}");
+    }
+}

@@ -1,0 +1,91 @@
+//! The status code of every fallible function.
+
+use std::ffi::{CStr, c_char};
+
+use crate::panic::ffi_boundary;
+
+/// What a fallible `llmr_` function did. `LLMR_OK` (0) is success.
+///
+/// The numeric values are part of the ABI: a code is never reused for a different meaning, and
+/// new codes are only ever added at the end. On any code other than `LLMR_OK` the function's
+/// output is left zeroed (no string is allocated, nothing needs freeing).
+// The C names are `LLMR_OK`, `LLMR_NULL_PARAMETER`, …: the variants carry the prefix because
+// this enum is exported without its type name (`cbindgen:prefix-with-name=false`).
+/// cbindgen:prefix-with-name=false
+#[allow(clippy::enum_variant_names)]
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LlmrResult {
+    /// Success.
+    LlmrOk = 0,
+    /// A required pointer was NULL, or a pointer was NULL while its length was not 0.
+    LlmrNullParameter = 1,
+    /// A header name, header value or transport message was not valid UTF-8.
+    LlmrInvalidUtf8 = 2,
+    /// A count or length exceeded the documented ABI limits (`LLMR_LIMIT_*`).
+    LlmrInputTooLarge = 3,
+    /// The library panicked (a bug); the call had no effect.
+    LlmrPanic = 4,
+}
+
+impl LlmrResult {
+    /// Every code, in numeric order.
+    pub(crate) const ALL: [LlmrResult; 5] = [
+        LlmrResult::LlmrOk,
+        LlmrResult::LlmrNullParameter,
+        LlmrResult::LlmrInvalidUtf8,
+        LlmrResult::LlmrInputTooLarge,
+        LlmrResult::LlmrPanic,
+    ];
+
+    /// The stable, kebab-case name of the code (`"invalid-utf8"`).
+    pub(crate) const fn name(self) -> &'static CStr {
+        match self {
+            LlmrResult::LlmrOk => c"ok",
+            LlmrResult::LlmrNullParameter => c"null-parameter",
+            LlmrResult::LlmrInvalidUtf8 => c"invalid-utf8",
+            LlmrResult::LlmrInputTooLarge => c"input-too-large",
+            LlmrResult::LlmrPanic => c"panic",
+        }
+    }
+
+    /// The code with this numeric value, if there is one.
+    pub(crate) fn from_u32(value: u32) -> Option<LlmrResult> {
+        LlmrResult::ALL.into_iter().find(|r| *r as u32 == value)
+    }
+}
+
+/// Returns the name of a result code as a static, NUL-terminated string: `"ok"`,
+/// `"null-parameter"`, `"invalid-utf8"`, `"input-too-large"`, `"panic"`, or
+/// `"invalid-result"` for a value that is not an `LlmrResult`.
+///
+/// `result` is any `LlmrResult` value (taken as `uint32_t` so that an out-of-range value is
+/// answered, not undefined behaviour). The string must not be freed.
+#[unsafe(no_mangle)]
+pub extern "C" fn llmr_result_name(result: u32) -> *const c_char {
+    ffi_boundary!({
+        match LlmrResult::from_u32(result) {
+            Some(r) => r.name().as_ptr(),
+            None => c"invalid-result".as_ptr(),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_stable_and_named() {
+        let values: Vec<u32> = LlmrResult::ALL.iter().map(|r| *r as u32).collect();
+        assert_eq!(values, [0, 1, 2, 3, 4]);
+        for r in LlmrResult::ALL {
+            // SAFETY: llmr_result_name returns a static NUL-terminated string.
+            let name = unsafe { CStr::from_ptr(llmr_result_name(r as u32)) };
+            assert_eq!(name, r.name());
+        }
+        // SAFETY: as above.
+        let invalid = unsafe { CStr::from_ptr(llmr_result_name(99)) };
+        assert_eq!(invalid, c"invalid-result");
+    }
+}
