@@ -9,16 +9,25 @@
 //! - [`classify`]: turn a failed call (status, headers, body, or a transport error) into an
 //!   [`ErrorKind`] from a closed taxonomy, with retry hints, context numbers and the provider's
 //!   own error code;
+//! - [`retry`]: decide whether, when and how to retry a failed call, under a service-wide
+//!   retry budget;
+//! - [`breaker`]: circuit breakers per model or provider, with half-open probing;
+//! - [`ratelimit`]: GCRA rate limits per chat session, weighted, in bounded memory;
 //! - [`redact`]: keep API keys and bearer tokens out of every message the library produces.
 #![forbid(unsafe_code)]
 
+pub mod breaker;
 pub mod classify;
+pub mod config;
+pub mod ratelimit;
 pub mod redact;
+pub mod retry;
 
 pub use classify::{
     Classification, ClassifyInput, ErrorKind, MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADERS,
     MAX_TRANSPORT_BYTES, classify, classify_response, classify_transport,
 };
+pub use config::ConfigError;
 
 /// The version of this crate, as `major.minor.patch`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

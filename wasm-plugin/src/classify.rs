@@ -38,7 +38,8 @@ impl Guest for Plugin {
     }
 }
 
-fn kind_to_wit(kind: core::ErrorKind) -> ErrorKind {
+/// Core kind → WIT kind.
+pub(crate) fn kind_to_wit(kind: core::ErrorKind) -> ErrorKind {
     match kind {
         core::ErrorKind::Auth => ErrorKind::Auth,
         core::ErrorKind::QuotaExhausted => ErrorKind::QuotaExhausted,
@@ -53,5 +54,39 @@ fn kind_to_wit(kind: core::ErrorKind) -> ErrorKind {
         core::ErrorKind::ServerError => ErrorKind::ServerError,
         core::ErrorKind::Network => ErrorKind::Network,
         core::ErrorKind::Unknown => ErrorKind::Unknown,
+    }
+}
+
+/// WIT kind → core kind.
+pub(crate) fn kind_from_wit(kind: ErrorKind) -> core::ErrorKind {
+    match kind {
+        ErrorKind::Auth => core::ErrorKind::Auth,
+        ErrorKind::QuotaExhausted => core::ErrorKind::QuotaExhausted,
+        ErrorKind::Moderation => core::ErrorKind::Moderation,
+        ErrorKind::RateLimited => core::ErrorKind::RateLimited,
+        ErrorKind::Timeout => core::ErrorKind::Timeout,
+        ErrorKind::ContextOverflow => core::ErrorKind::ContextOverflow,
+        ErrorKind::InvalidRequest => core::ErrorKind::InvalidRequest,
+        ErrorKind::NotFound => core::ErrorKind::NotFound,
+        ErrorKind::Overloaded => core::ErrorKind::Overloaded,
+        ErrorKind::Unavailable => core::ErrorKind::Unavailable,
+        ErrorKind::ServerError => core::ErrorKind::ServerError,
+        ErrorKind::Network => core::ErrorKind::Network,
+        ErrorKind::Unknown => core::ErrorKind::Unknown,
+    }
+}
+
+/// WIT classification → core classification.
+pub(crate) fn classification_from_wit(c: Classification) -> core::Classification {
+    core::Classification {
+        kind: kind_from_wit(c.kind),
+        retryable: c.retryable,
+        retry_after_ms: c.retry_after_ms,
+        limit_tokens: c.limit_tokens,
+        requested_tokens: c.requested_tokens,
+        provider: c.provider,
+        code: c.code,
+        error_type: c.error_type,
+        message: c.message,
     }
 }

@@ -4,7 +4,11 @@
 //! is made in the core. Build it with `cargo run -p xtask -- component`, which compiles it for
 //! `wasm32-unknown-unknown` and wraps it into a component that imports nothing.
 
+pub mod breaker;
 mod classify;
+mod config;
+pub mod ratelimit;
+pub mod retry;
 
 /// Bindings generated from `wit/llm-resilience.wit` (documented there).
 #[allow(missing_docs, unreachable_pub)]

@@ -20,7 +20,9 @@ fn main() -> Result<()> {
             build_component(&out)
         }
         Some("check-imports") => {
-            let path = args.get(1).context("check-imports needs a component path")?;
+            let path = args
+                .get(1)
+                .context("check-imports needs a component path")?;
             let bytes = std::fs::read(path).with_context(|| format!("reading {path}"))?;
             check_no_imports(&bytes)?;
             println!("{path}: imports nothing");
@@ -46,9 +48,12 @@ fn build_component(out: &Path) -> Result<()> {
     let status = Command::new(cargo)
         .current_dir(&root)
         .args([
-            "build",
+            "rustc",
             "-p",
             "llm-resilience-plugin",
+            "--lib",
+            "--crate-type",
+            "cdylib",
             "--target",
             "wasm32-unknown-unknown",
             "--profile",

@@ -1,0 +1,1409 @@
+//! Circuit breaking: stop calling a provider that is failing, and find out when it recovers.
+//!
+//! # Why a breaker
+//!
+//! When a provider is down, every call to it waits for a timeout or a 5xx and then fails. A
+//! breaker remembers that recent calls failed and *rejects* new ones at once (`Open`), so the
+//! caller can fall back to another model immediately instead of making a customer wait, and the
+//! provider is not hammered while it tries to recover.
+//!
+//! # Why half-open
+//!
+//! An open breaker cannot know when the provider is back without trying. After the open
+//! duration it lets a few *probe* calls through (`HalfOpen`). If they succeed, the breaker
+//! closes; if one fails, it opens again, for longer each time when so configured. Limiting
+//! the number of probes matters: letting all traffic through the moment the timer expires
+//! would turn one outage into a thundering herd. A probe whose result never arrives (the
+//! caller crashed, or forgot) frees its slot after `max_probe_wait_ms`, so the breaker cannot
+//! be wedged half-open forever.
+//!
+//! # What counts
+//!
+//! Only failures that say something about the provider's health count: timeouts, 5xx,
+//! overload, network errors and rate limiting (by default; configurable by [`ErrorKind`]).
+//! A context overflow, a flagged message or a bad request is the caller's problem — counting
+//! them would let one customer's long conversation open the breaker for everyone. A
+//! cancellation by the caller counts as nothing.
+//!
+//! # Generations
+//!
+//! Every state change starts a new *generation*. A permit remembers the generation it was
+//! admitted in, and results of calls admitted before a state change are ignored: a slow call
+//! that started while the breaker was closed must not close (or re-open) it after it opened.
+//!
+//! # Shape
+//!
+//! Two steps, time as an argument: [`Breaker::acquire`] at `now_ms` gives a [`Permit`] or a
+//! [`Rejected`] with how long to wait; [`Breaker::record`] with that permit, the [`Outcome`]
+//! and `now_ms` gives the state [`Transition`], if any. A clock that goes backwards is treated
+//! as standing still. [`BreakerSet`] keeps one breaker per key (model or provider) in bounded
+//! memory. Both serialize (serde) so a restart loses nothing.
+
+use crate::classify::ErrorKind;
+use crate::config::{ConfigError, Problems};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// The window over which the failure rate is measured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Window {
+    /// The last `calls` recorded calls.
+    Count {
+        /// How many calls the window holds. 1..=10 000.
+        calls: u32,
+    },
+    /// The calls recorded in the last `ms` milliseconds (kept in ten buckets).
+    Time {
+        /// The window's length, ms. At least 10.
+        ms: u64,
+    },
+}
+
+/// Trip on a failure (or slow-call) rate over a window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateRule {
+    /// The window. Default: the last 20 calls.
+    pub window: Window,
+    /// No rate is judged before the window holds this many calls. Default 10. At least 1.
+    pub min_calls: u32,
+    /// Trip when failures are at least this percentage of the window's calls. Default 50.
+    /// 1..=100.
+    pub failure_percent: u32,
+    /// A call slower than this counts as slow, ms. `None` (default): slowness is not judged.
+    pub slow_call_ms: Option<u64>,
+    /// Trip when slow calls are at least this percentage. Default 100. 1..=100.
+    pub slow_percent: u32,
+}
+
+impl Default for RateRule {
+    fn default() -> Self {
+        RateRule {
+            window: Window::Count { calls: 20 },
+            min_calls: 10,
+            failure_percent: 50,
+            slow_call_ms: None,
+            slow_percent: 100,
+        }
+    }
+}
+
+/// How long the breaker stays open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenDuration {
+    /// The first open period, ms. Default 60 000 (what the Go service uses). At least 1.
+    pub base_ms: u64,
+    /// Each re-open (a failed probe) multiplies the period by this percentage. 100 (default):
+    /// fixed. 200: doubling. 100..=1000.
+    pub growth_percent: u32,
+    /// The longest open period, ms. Default 600 000. At least `base_ms`.
+    pub max_ms: u64,
+    /// When the failure that opened the breaker carried a server retry hint longer than the
+    /// period, stay open that long instead (up to `max_ms`). Default true.
+    pub use_server_hint: bool,
+}
+
+impl Default for OpenDuration {
+    fn default() -> Self {
+        OpenDuration {
+            base_ms: 60_000,
+            growth_percent: 100,
+            max_ms: 600_000,
+            use_server_hint: true,
+        }
+    }
+}
+
+/// Settings of a [`Breaker`]. Every field has a documented default.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Trip after this many consecutive counted failures. Default `Some(5)` (the Go service's
+    /// rule). `None`: not used. At least 1.
+    pub consecutive_failures: Option<u32>,
+    /// Trip on a failure rate over a window. Default `Some(RateRule::default())`.
+    pub failure_rate: Option<RateRule>,
+    /// How long to stay open.
+    pub open_duration: OpenDuration,
+    /// Probes admitted at once while half-open. Default 1. 1..=1000.
+    pub half_open_probes: u32,
+    /// Successful probes needed to close. Default 1. At least 1.
+    pub half_open_successes: u32,
+    /// A probe that has not reported after this long frees its slot, ms. Default 30 000.
+    /// At least 1.
+    pub max_probe_wait_ms: u64,
+    /// The failure kinds that count against the provider. Default: rate-limited, timeout,
+    /// overloaded, unavailable, server-error, network. Other kinds are ignored.
+    pub counted_kinds: BTreeSet<ErrorKind>,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            consecutive_failures: Some(5),
+            failure_rate: Some(RateRule::default()),
+            open_duration: OpenDuration::default(),
+            half_open_probes: 1,
+            half_open_successes: 1,
+            max_probe_wait_ms: 30_000,
+            counted_kinds: [
+                ErrorKind::RateLimited,
+                ErrorKind::Timeout,
+                ErrorKind::Overloaded,
+                ErrorKind::Unavailable,
+                ErrorKind::ServerError,
+                ErrorKind::Network,
+            ]
+            .into_iter()
+            .collect(),
+        }
+    }
+}
+
+impl BreakerConfig {
+    /// Checks every field; lists each rejected one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut p = Problems::default();
+        p.check(self.consecutive_failures != Some(0), || {
+            "consecutive_failures must be >= 1 or null (got 0)".into()
+        });
+        if let Some(rule) = &self.failure_rate {
+            match rule.window {
+                Window::Count { calls } => p.check((1..=10_000).contains(&calls), || {
+                    format!("failure_rate.window.calls must be in 1..=10000 (got {calls})")
+                }),
+                Window::Time { ms } => p.check(ms >= BUCKETS as u64, || {
+                    format!("failure_rate.window.ms must be >= 10 (got {ms})")
+                }),
+            }
+            p.check(rule.min_calls >= 1, || {
+                "failure_rate.min_calls must be >= 1 (got 0)".into()
+            });
+            p.check((1..=100).contains(&rule.failure_percent), || {
+                format!(
+                    "failure_rate.failure_percent must be in 1..=100 (got {})",
+                    rule.failure_percent
+                )
+            });
+            p.check((1..=100).contains(&rule.slow_percent), || {
+                format!(
+                    "failure_rate.slow_percent must be in 1..=100 (got {})",
+                    rule.slow_percent
+                )
+            });
+        }
+        let d = &self.open_duration;
+        p.check(d.base_ms >= 1, || {
+            "open_duration.base_ms must be >= 1 (got 0)".into()
+        });
+        p.check((100..=1000).contains(&d.growth_percent), || {
+            format!(
+                "open_duration.growth_percent must be in 100..=1000 (got {})",
+                d.growth_percent
+            )
+        });
+        p.check(d.max_ms >= d.base_ms, || {
+            format!(
+                "open_duration.max_ms must be >= base_ms (got {} < {})",
+                d.max_ms, d.base_ms
+            )
+        });
+        p.check((1..=1000).contains(&self.half_open_probes), || {
+            format!(
+                "half_open_probes must be in 1..=1000 (got {})",
+                self.half_open_probes
+            )
+        });
+        p.check(self.half_open_successes >= 1, || {
+            "half_open_successes must be >= 1 (got 0)".into()
+        });
+        p.check(self.max_probe_wait_ms >= 1, || {
+            "max_probe_wait_ms must be >= 1 (got 0)".into()
+        });
+        p.finish(())
+    }
+}
+
+/// A breaker's state, as callers see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum State {
+    /// Calls flow; outcomes are counted.
+    Closed,
+    /// Calls are rejected until the open period ends.
+    Open,
+    /// A few probe calls are let through to test recovery.
+    HalfOpen,
+    /// Rejects every call until [`Breaker::reset`] (an operator's switch).
+    ForcedOpen,
+    /// Admits every call and counts nothing (an operator's switch).
+    Disabled,
+}
+
+impl State {
+    /// The kebab-case name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half-open",
+            State::ForcedOpen => "forced-open",
+            State::Disabled => "disabled",
+        }
+    }
+}
+
+/// How an admitted call ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// The provider answered.
+    Success,
+    /// The call failed with this kind (counted only if the kind is in `counted_kinds`).
+    Failure {
+        /// The classified kind.
+        kind: ErrorKind,
+        /// The server's retry hint, ms, if any (may lengthen the open period).
+        retry_after_ms: Option<u64>,
+    },
+    /// The caller cancelled, or the result says nothing about the provider: not counted.
+    Ignored,
+}
+
+/// Permission to make one call. Give it back to [`Breaker::record`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Permit {
+    /// The breaker generation the call was admitted in.
+    pub generation: u64,
+    /// A number unique within the breaker, for probe accounting.
+    pub id: u64,
+    /// When the call was admitted (for slow-call timing).
+    pub admitted_ms: u64,
+    /// Whether this call is a half-open probe.
+    pub probe: bool,
+}
+
+/// A call was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rejected {
+    /// The state that rejected it.
+    pub state: State,
+    /// When to try again, ms from now; `None` when forced open (no timer).
+    pub retry_in_ms: Option<u64>,
+}
+
+/// A change of state caused by a recorded outcome (or by the open timer, seen at acquire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    /// The state before.
+    pub from: State,
+    /// The state after.
+    pub to: State,
+}
+
+/// What recording an outcome did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "recorded", rename_all = "kebab-case")]
+pub enum Recorded {
+    /// Counted (or ignored by kind); `transition` is set when the state changed.
+    Counted {
+        /// The state change, if any.
+        transition: Option<Transition>,
+    },
+    /// The permit belongs to an earlier generation (or a probe that already timed out); its
+    /// result was ignored.
+    Stale,
+}
+
+/// Numbers an operator or a metrics exporter can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// The current state.
+    pub state: State,
+    /// Calls in the failure-rate window.
+    pub window_calls: u64,
+    /// Counted failures in the window.
+    pub window_failures: u64,
+    /// Slow calls in the window.
+    pub window_slow: u64,
+    /// Counted failures in a row, as of now.
+    pub consecutive_failures: u32,
+    /// Probes admitted and not yet reported.
+    pub probes_in_flight: u32,
+    /// Successful probes in this half-open period.
+    pub probe_successes: u32,
+    /// How many times the breaker has opened (trips and re-opens).
+    pub times_opened: u64,
+    /// Calls rejected since creation.
+    pub rejected: u64,
+    /// The current generation.
+    pub generation: u64,
+}
+
+/// Number of buckets a time window is divided into.
+const BUCKETS: usize = 10;
+
+/// One call's bits in a count window.
+const FAILED: u8 = 1;
+const SLOW: u8 = 2;
+
+/// The failure-rate window's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+enum WindowData {
+    /// The last calls, oldest first (bits: FAILED, SLOW).
+    Count { calls: VecDeque<u8> },
+    /// Ten buckets of (index, calls, failures, slow).
+    Time { buckets: Vec<Bucket> },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Bucket {
+    index: u64,
+    calls: u64,
+    failures: u64,
+    slow: u64,
+}
+
+/// The state machine's private data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+enum Phase {
+    Closed,
+    Open {
+        until_ms: u64,
+    },
+    HalfOpen {
+        probes: Vec<(u64, u64)>,
+        successes: u32,
+    },
+    ForcedOpen,
+    Disabled,
+}
+
+/// A circuit breaker for one provider or model. See the module docs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Breaker {
+    config: BreakerConfig,
+    phase: Phase,
+    window: WindowData,
+    consecutive_failures: u32,
+    reopens: u32,
+    generation: u64,
+    next_id: u64,
+    last_now_ms: u64,
+    times_opened: u64,
+    rejected: u64,
+}
+
+impl Breaker {
+    /// A closed breaker with `config` (validated).
+    pub fn new(config: BreakerConfig) -> Result<Breaker, ConfigError> {
+        config.validate()?;
+        Ok(Breaker::fresh(config))
+    }
+
+    /// A closed breaker with an already validated `config`.
+    fn fresh(config: BreakerConfig) -> Breaker {
+        let window = empty_window(&config);
+        Breaker {
+            config,
+            phase: Phase::Closed,
+            window,
+            consecutive_failures: 0,
+            reopens: 0,
+            generation: 0,
+            next_id: 0,
+            last_now_ms: 0,
+            times_opened: 0,
+            rejected: 0,
+        }
+    }
+
+    /// Restores a breaker exported with serde (e.g. `serde_json::to_string(&breaker)`),
+    /// checking its config and bounds so a corrupted snapshot gives an error, not a panic later.
+    pub fn restore(snapshot: Breaker) -> Result<Breaker, ConfigError> {
+        snapshot.config.validate()?;
+        let mut p = Problems::default();
+        let window_ok = match (&snapshot.window, &snapshot.config.failure_rate) {
+            (WindowData::Count { calls }, Some(rule)) => match rule.window {
+                Window::Count { calls: size } => calls.len() <= size as usize,
+                Window::Time { .. } => false,
+            },
+            (WindowData::Time { buckets }, Some(rule)) => {
+                matches!(rule.window, Window::Time { .. }) && buckets.len() == BUCKETS
+            }
+            (WindowData::Count { calls }, None) => calls.is_empty(),
+            (WindowData::Time { .. }, None) => false,
+        };
+        p.check(window_ok, || {
+            "snapshot window does not match its config".into()
+        });
+        if let Phase::HalfOpen { probes, .. } = &snapshot.phase {
+            p.check(
+                probes.len() <= snapshot.config.half_open_probes as usize,
+                || "snapshot has more probes in flight than half_open_probes".into(),
+            );
+        }
+        p.finish(snapshot)
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.config
+    }
+
+    /// The state at `now_ms` (an open breaker whose period has ended reads as half-open).
+    pub fn state(&self, now_ms: u64) -> State {
+        let now_ms = now_ms.max(self.last_now_ms);
+        match self.phase {
+            Phase::Open { until_ms } if now_ms >= until_ms => State::HalfOpen,
+            ref phase => phase_state(phase),
+        }
+    }
+
+    /// Asks to make a call at `now_ms`.
+    pub fn acquire(&mut self, now_ms: u64) -> Result<Permit, Rejected> {
+        let now_ms = self.clamp(now_ms);
+        if let Phase::Open { until_ms } = self.phase
+            && now_ms >= until_ms
+        {
+            self.enter(
+                Phase::HalfOpen {
+                    probes: Vec::new(),
+                    successes: 0,
+                },
+                now_ms,
+            );
+        }
+        let max_wait = self.config.max_probe_wait_ms;
+        let limit = self.config.half_open_probes as usize;
+        let probe = match &mut self.phase {
+            Phase::Closed | Phase::Disabled => false,
+            Phase::Open { until_ms } => {
+                let retry_in_ms = Some(*until_ms - now_ms);
+                return Err(self.reject(State::Open, retry_in_ms));
+            }
+            Phase::ForcedOpen => return Err(self.reject(State::ForcedOpen, None)),
+            Phase::HalfOpen { probes, .. } => {
+                // A probe that never reported frees its slot after max_probe_wait_ms.
+                probes.retain(|&(_, admitted)| now_ms.saturating_sub(admitted) < max_wait);
+                if probes.len() >= limit {
+                    let oldest = probes.iter().map(|&(_, a)| a).min().unwrap_or(now_ms);
+                    let retry_in_ms = Some(oldest.saturating_add(max_wait) - now_ms);
+                    return Err(self.reject(State::HalfOpen, retry_in_ms));
+                }
+                probes.push((self.next_id, now_ms));
+                true
+            }
+        };
+        let permit = Permit {
+            generation: self.generation,
+            id: self.next_id,
+            admitted_ms: now_ms,
+            probe,
+        };
+        self.next_id = self.next_id.wrapping_add(1);
+        Ok(permit)
+    }
+
+    /// Records how the call admitted by `permit` ended, at `now_ms`.
+    pub fn record(&mut self, permit: Permit, outcome: Outcome, now_ms: u64) -> Recorded {
+        let now_ms = self.clamp(now_ms);
+        if permit.generation != self.generation {
+            return Recorded::Stale;
+        }
+        let counted = match outcome {
+            Outcome::Success => Some(false),
+            Outcome::Failure { kind, .. } if self.config.counted_kinds.contains(&kind) => {
+                Some(true)
+            }
+            Outcome::Failure { .. } | Outcome::Ignored => None,
+        };
+        let hint = match outcome {
+            Outcome::Failure { retry_after_ms, .. } => retry_after_ms,
+            _ => None,
+        };
+        let slow = self
+            .config
+            .failure_rate
+            .as_ref()
+            .and_then(|r| r.slow_call_ms)
+            .is_some_and(|limit| now_ms.saturating_sub(permit.admitted_ms) >= limit);
+        let transition = match &mut self.phase {
+            Phase::Disabled | Phase::ForcedOpen | Phase::Open { .. } => None,
+            Phase::HalfOpen { probes, successes } => {
+                let Some(pos) = probes.iter().position(|&(id, _)| id == permit.id) else {
+                    // Timed out earlier: its slot was already given to another probe.
+                    return Recorded::Stale;
+                };
+                probes.swap_remove(pos);
+                match counted {
+                    Some(true) => {
+                        self.reopens = self.reopens.saturating_add(1);
+                        Some(self.open(now_ms, hint))
+                    }
+                    Some(false) => {
+                        *successes += 1;
+                        if *successes >= self.config.half_open_successes {
+                            Some(self.enter(Phase::Closed, now_ms))
+                        } else {
+                            None
+                        }
+                    }
+                    None => None,
+                }
+            }
+            Phase::Closed => match counted {
+                None => None,
+                Some(failed) => {
+                    self.count(failed, slow, now_ms);
+                    if self.should_trip(now_ms) {
+                        Some(self.open(now_ms, hint))
+                    } else {
+                        None
+                    }
+                }
+            },
+        };
+        Recorded::Counted { transition }
+    }
+
+    /// Rejects every call until [`Breaker::reset`].
+    pub fn force_open(&mut self, now_ms: u64) -> Option<Transition> {
+        let now_ms = self.clamp(now_ms);
+        self.change(Phase::ForcedOpen, now_ms)
+    }
+
+    /// Admits every call and counts nothing until [`Breaker::reset`].
+    pub fn disable(&mut self, now_ms: u64) -> Option<Transition> {
+        let now_ms = self.clamp(now_ms);
+        self.change(Phase::Disabled, now_ms)
+    }
+
+    /// Back to closed with empty counts (also ends forced-open and disabled).
+    pub fn reset(&mut self, now_ms: u64) -> Option<Transition> {
+        let now_ms = self.clamp(now_ms);
+        self.reopens = 0;
+        let from = self.state(now_ms);
+        self.enter(Phase::Closed, now_ms);
+        (from != State::Closed).then_some(Transition {
+            from,
+            to: State::Closed,
+        })
+    }
+
+    /// The counts at `now_ms`.
+    pub fn counts(&self, now_ms: u64) -> Counts {
+        let now_ms = now_ms.max(self.last_now_ms);
+        let (window_calls, window_failures, window_slow) = self.window_totals(now_ms);
+        let (probes_in_flight, probe_successes) = match &self.phase {
+            Phase::HalfOpen { probes, successes } => (probes.len() as u32, *successes),
+            _ => (0, 0),
+        };
+        Counts {
+            state: self.state(now_ms),
+            window_calls,
+            window_failures,
+            window_slow,
+            consecutive_failures: self.consecutive_failures,
+            probes_in_flight,
+            probe_successes,
+            times_opened: self.times_opened,
+            rejected: self.rejected,
+            generation: self.generation,
+        }
+    }
+
+    fn clamp(&mut self, now_ms: u64) -> u64 {
+        self.last_now_ms = self.last_now_ms.max(now_ms);
+        self.last_now_ms
+    }
+
+    fn reject(&mut self, state: State, retry_in_ms: Option<u64>) -> Rejected {
+        self.rejected = self.rejected.saturating_add(1);
+        Rejected { state, retry_in_ms }
+    }
+
+    /// Moves to `phase` unless already there; reports the transition.
+    fn change(&mut self, phase: Phase, now_ms: u64) -> Option<Transition> {
+        let from = self.state(now_ms);
+        if from == phase_state(&phase) {
+            return None;
+        }
+        Some(self.enter(phase, now_ms))
+    }
+
+    /// Enters `phase`: a new generation, fresh counts.
+    fn enter(&mut self, phase: Phase, now_ms: u64) -> Transition {
+        let from = match (&self.phase, &phase) {
+            (Phase::Open { .. }, Phase::HalfOpen { .. }) => State::Open,
+            // An expired open timer already reads as half-open to callers.
+            _ => self.state(now_ms),
+        };
+        if matches!(phase, Phase::Closed) {
+            self.reopens = 0;
+        }
+        self.phase = phase;
+        self.generation = self.generation.wrapping_add(1);
+        self.consecutive_failures = 0;
+        self.window = empty_window(&self.config);
+        Transition {
+            from,
+            to: phase_state(&self.phase),
+        }
+    }
+
+    /// Opens for the configured period (grown by re-opens, lengthened by a server hint).
+    fn open(&mut self, now_ms: u64, hint: Option<u64>) -> Transition {
+        let d = &self.config.open_duration;
+        let mut period = d.base_ms;
+        for _ in 0..self.reopens {
+            period = period
+                .saturating_mul(u64::from(d.growth_percent))
+                .checked_div(100)
+                .unwrap_or(u64::MAX);
+            if period >= d.max_ms {
+                break;
+            }
+        }
+        if d.use_server_hint
+            && let Some(hint) = hint
+        {
+            period = period.max(hint);
+        }
+        let period = period.min(d.max_ms);
+        self.times_opened = self.times_opened.saturating_add(1);
+        self.enter(
+            Phase::Open {
+                until_ms: now_ms.saturating_add(period),
+            },
+            now_ms,
+        )
+    }
+
+    /// Adds one closed-state call to the counts.
+    fn count(&mut self, failed: bool, slow: bool, now_ms: u64) {
+        self.consecutive_failures = if failed {
+            self.consecutive_failures.saturating_add(1)
+        } else {
+            0
+        };
+        let bits = if failed { FAILED } else { 0 } | if slow { SLOW } else { 0 };
+        match (
+            &mut self.window,
+            self.config.failure_rate.as_ref().map(|r| &r.window),
+        ) {
+            (WindowData::Count { calls }, Some(Window::Count { calls: size })) => {
+                if calls.len() >= *size as usize {
+                    calls.pop_front();
+                }
+                calls.push_back(bits);
+            }
+            (WindowData::Time { buckets }, Some(Window::Time { ms })) => {
+                let index = now_ms / (ms / BUCKETS as u64);
+                let len = buckets.len().max(1) as u64;
+                if let Some(b) = buckets.get_mut((index % len) as usize) {
+                    if b.index != index {
+                        *b = Bucket {
+                            index,
+                            ..Bucket::default()
+                        };
+                    }
+                    b.calls += 1;
+                    b.failures += u64::from(failed);
+                    b.slow += u64::from(slow);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// (calls, failures, slow) in the window as of `now_ms`.
+    fn window_totals(&self, now_ms: u64) -> (u64, u64, u64) {
+        match (
+            &self.window,
+            self.config.failure_rate.as_ref().map(|r| &r.window),
+        ) {
+            (WindowData::Count { calls }, _) => (
+                calls.len() as u64,
+                calls.iter().filter(|&&b| b & FAILED != 0).count() as u64,
+                calls.iter().filter(|&&b| b & SLOW != 0).count() as u64,
+            ),
+            (WindowData::Time { buckets }, Some(Window::Time { ms })) => {
+                let current = now_ms / (ms / BUCKETS as u64);
+                buckets
+                    .iter()
+                    .filter(|b| b.index <= current && current - b.index < BUCKETS as u64)
+                    .fold((0, 0, 0), |(c, f, s), b| {
+                        (c + b.calls, f + b.failures, s + b.slow)
+                    })
+            }
+            _ => (0, 0, 0),
+        }
+    }
+
+    fn should_trip(&self, now_ms: u64) -> bool {
+        if let Some(n) = self.config.consecutive_failures
+            && self.consecutive_failures >= n
+        {
+            return true;
+        }
+        let Some(rule) = &self.config.failure_rate else {
+            return false;
+        };
+        let (calls, failures, slow) = self.window_totals(now_ms);
+        if calls < u64::from(rule.min_calls) || calls == 0 {
+            return false;
+        }
+        failures * 100 >= u64::from(rule.failure_percent) * calls
+            || (rule.slow_call_ms.is_some() && slow * 100 >= u64::from(rule.slow_percent) * calls)
+    }
+}
+
+fn phase_state(phase: &Phase) -> State {
+    match phase {
+        Phase::Closed => State::Closed,
+        Phase::Open { .. } => State::Open,
+        Phase::HalfOpen { .. } => State::HalfOpen,
+        Phase::ForcedOpen => State::ForcedOpen,
+        Phase::Disabled => State::Disabled,
+    }
+}
+
+fn empty_window(config: &BreakerConfig) -> WindowData {
+    match config.failure_rate.as_ref().map(|r| &r.window) {
+        Some(Window::Time { .. }) => WindowData::Time {
+            buckets: vec![Bucket::default(); BUCKETS],
+        },
+        _ => WindowData::Count {
+            calls: VecDeque::new(),
+        },
+    }
+}
+
+/// One breaker per key (model, provider, or `provider/model`), in bounded memory.
+///
+/// When a new key arrives and the set is full, the least recently used breaker that is closed
+/// with nothing counted (its state equals a new breaker's) is evicted first; failing that, the
+/// least recently used closed one; an open or half-open breaker is evicted only when every key
+/// is open — losing protection for a key is worse than losing a fresh one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakerSet {
+    config: BreakerConfig,
+    max_keys: usize,
+    breakers: BTreeMap<String, (Breaker, u64)>,
+    tick: u64,
+}
+
+/// Longest key a [`BreakerSet`] accepts, in bytes.
+pub const MAX_KEY_BYTES: usize = 256;
+
+/// A [`BreakerSet`] call was given a key it cannot hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The key is empty.
+    #[error("breaker key is empty")]
+    Empty,
+    /// The key is longer than [`MAX_KEY_BYTES`].
+    #[error("breaker key is {0} bytes, more than the {MAX_KEY_BYTES} allowed")]
+    TooLong(usize),
+}
+
+impl KeyError {
+    /// A stable kebab-case code (`"empty-key"`), the same on every surface.
+    pub const fn code(&self) -> &'static str {
+        match self {
+            KeyError::Empty => "empty-key",
+            KeyError::TooLong(_) => "key-too-long",
+        }
+    }
+}
+
+impl BreakerSet {
+    /// A set of at most `max_keys` breakers (1..=100 000), each with `config`.
+    pub fn new(config: BreakerConfig, max_keys: usize) -> Result<BreakerSet, ConfigError> {
+        let mut p = Problems::default();
+        if let Err(e) = config.validate() {
+            p.extend("", e);
+        }
+        p.check((1..=100_000).contains(&max_keys), || {
+            format!("max_keys must be in 1..=100000 (got {max_keys})")
+        });
+        p.finish(BreakerSet {
+            config,
+            max_keys,
+            breakers: BTreeMap::new(),
+            tick: 0,
+        })
+    }
+
+    /// Restores a set exported with serde, checking every breaker.
+    pub fn restore(snapshot: BreakerSet) -> Result<BreakerSet, ConfigError> {
+        let mut set = BreakerSet::new(snapshot.config, snapshot.max_keys)?;
+        set.tick = snapshot.tick;
+        let mut p = Problems::default();
+        p.check(snapshot.breakers.len() <= set.max_keys, || {
+            "snapshot holds more keys than max_keys".into()
+        });
+        for (key, (breaker, used)) in snapshot.breakers {
+            match Breaker::restore(breaker) {
+                Ok(b) => {
+                    set.breakers.insert(key, (b, used));
+                }
+                Err(e) => p.extend(&format!("{key}: "), e),
+            }
+        }
+        p.finish(set)
+    }
+
+    /// Asks to make a call for `key` at `now_ms`.
+    pub fn acquire(
+        &mut self,
+        key: &str,
+        now_ms: u64,
+    ) -> Result<Result<Permit, Rejected>, KeyError> {
+        Ok(self.entry(key)?.acquire(now_ms))
+    }
+
+    /// Records the outcome of a call for `key`. An unknown key (evicted since) is stale.
+    pub fn record(
+        &mut self,
+        key: &str,
+        permit: Permit,
+        outcome: Outcome,
+        now_ms: u64,
+    ) -> Result<Recorded, KeyError> {
+        check_key(key)?;
+        self.tick = self.tick.wrapping_add(1);
+        match self.breakers.get_mut(key) {
+            Some((breaker, used)) => {
+                *used = self.tick;
+                Ok(breaker.record(permit, outcome, now_ms))
+            }
+            None => Ok(Recorded::Stale),
+        }
+    }
+
+    /// The breaker for `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&Breaker> {
+        self.breakers.get(key).map(|(b, _)| b)
+    }
+
+    /// The breaker for `key`, created if needed (evicting one when full).
+    pub fn entry(&mut self, key: &str) -> Result<&mut Breaker, KeyError> {
+        check_key(key)?;
+        self.tick = self.tick.wrapping_add(1);
+        if !self.breakers.contains_key(key) && self.breakers.len() >= self.max_keys {
+            self.evict();
+        }
+        let tick = self.tick;
+        let (breaker, used) = self
+            .breakers
+            .entry(key.to_owned())
+            .or_insert_with(|| (Breaker::fresh(self.config.clone()), tick));
+        *used = tick;
+        Ok(breaker)
+    }
+
+    /// Number of keys held.
+    pub fn len(&self) -> usize {
+        self.breakers.len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.breakers.is_empty()
+    }
+
+    /// Keys held, sorted.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.breakers.keys().map(String::as_str)
+    }
+
+    fn evict(&mut self) {
+        let rank = |b: &Breaker| match (&b.phase, b.counts(b.last_now_ms)) {
+            (Phase::Closed, c) if c.window_calls == 0 && c.consecutive_failures == 0 => 0,
+            (Phase::Closed | Phase::Disabled, _) => 1,
+            _ => 2,
+        };
+        let victim = self
+            .breakers
+            .iter()
+            .min_by_key(|(key, (b, used))| (rank(b), *used, key.as_str()))
+            .map(|(key, _)| key.clone());
+        if let Some(key) = victim {
+            self.breakers.remove(&key);
+        }
+    }
+}
+
+fn check_key(key: &str) -> Result<(), KeyError> {
+    if key.is_empty() {
+        Err(KeyError::Empty)
+    } else if key.len() > MAX_KEY_BYTES {
+        Err(KeyError::TooLong(key.len()))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const FAIL: Outcome = Outcome::Failure {
+        kind: ErrorKind::Unavailable,
+        retry_after_ms: None,
+    };
+
+    fn consecutive_only(n: u32) -> BreakerConfig {
+        BreakerConfig {
+            consecutive_failures: Some(n),
+            failure_rate: None,
+            ..BreakerConfig::default()
+        }
+    }
+
+    fn call(b: &mut Breaker, outcome: Outcome, now: u64) -> Recorded {
+        let permit = b.acquire(now).expect("admitted");
+        b.record(permit, outcome, now)
+    }
+
+    fn opened(from: State) -> Recorded {
+        Recorded::Counted {
+            transition: Some(Transition {
+                from,
+                to: State::Open,
+            }),
+        }
+    }
+
+    #[test]
+    fn five_consecutive_failures_open_it_for_sixty_seconds() {
+        let mut b = Breaker::new(BreakerConfig::default()).unwrap();
+        for t in 0..4 {
+            assert_eq!(
+                call(&mut b, FAIL, t),
+                Recorded::Counted { transition: None }
+            );
+        }
+        assert_eq!(call(&mut b, FAIL, 4), opened(State::Closed));
+        assert_eq!(
+            b.acquire(10_004),
+            Err(Rejected {
+                state: State::Open,
+                retry_in_ms: Some(50_000)
+            })
+        );
+        assert_eq!(b.counts(10_004).rejected, 1);
+        assert_eq!(b.state(60_003), State::Open);
+        assert_eq!(b.state(60_004), State::HalfOpen);
+    }
+
+    #[test]
+    fn a_success_resets_the_consecutive_count() {
+        let mut b = Breaker::new(consecutive_only(3)).unwrap();
+        call(&mut b, FAIL, 0);
+        call(&mut b, FAIL, 1);
+        call(&mut b, Outcome::Success, 2);
+        call(&mut b, FAIL, 3);
+        call(&mut b, FAIL, 4);
+        assert_eq!(b.state(5), State::Closed);
+        assert_eq!(call(&mut b, FAIL, 5), opened(State::Closed));
+    }
+
+    #[test]
+    fn kinds_that_say_nothing_about_the_provider_never_trip_it() {
+        let mut b = Breaker::new(consecutive_only(1)).unwrap();
+        for kind in [
+            ErrorKind::ContextOverflow,
+            ErrorKind::Moderation,
+            ErrorKind::InvalidRequest,
+            ErrorKind::Auth,
+        ] {
+            let outcome = Outcome::Failure {
+                kind,
+                retry_after_ms: None,
+            };
+            assert_eq!(
+                call(&mut b, outcome, 0),
+                Recorded::Counted { transition: None }
+            );
+        }
+        call(&mut b, Outcome::Ignored, 0);
+        assert_eq!(b.state(0), State::Closed);
+        assert_eq!(b.counts(0).window_calls, 0);
+    }
+
+    #[test]
+    fn half_open_admits_n_probes_and_closes_after_m_successes() {
+        let mut b = Breaker::new(BreakerConfig {
+            half_open_probes: 2,
+            half_open_successes: 2,
+            ..consecutive_only(1)
+        })
+        .unwrap();
+        call(&mut b, FAIL, 0);
+        let p1 = b.acquire(60_000).unwrap();
+        let p2 = b.acquire(60_001).unwrap();
+        assert!(p1.probe && p2.probe);
+        assert_eq!(
+            b.acquire(60_002),
+            Err(Rejected {
+                state: State::HalfOpen,
+                retry_in_ms: Some(29_998)
+            })
+        );
+        assert_eq!(
+            b.record(p1, Outcome::Success, 60_010),
+            Recorded::Counted { transition: None }
+        );
+        let p3 = b.acquire(60_011).unwrap();
+        assert_eq!(
+            b.record(p2, Outcome::Success, 60_020),
+            Recorded::Counted {
+                transition: Some(Transition {
+                    from: State::HalfOpen,
+                    to: State::Closed
+                })
+            }
+        );
+        // p3 was admitted half-open: its result belongs to an earlier generation.
+        assert_eq!(b.record(p3, FAIL, 60_030), Recorded::Stale);
+        assert_eq!(b.state(60_030), State::Closed);
+    }
+
+    #[test]
+    fn a_failed_probe_reopens_for_longer_each_time() {
+        let mut b = Breaker::new(BreakerConfig {
+            open_duration: OpenDuration {
+                base_ms: 1_000,
+                growth_percent: 200,
+                max_ms: 3_000,
+                use_server_hint: false,
+            },
+            ..consecutive_only(1)
+        })
+        .unwrap();
+        call(&mut b, FAIL, 0);
+        assert_eq!(call(&mut b, FAIL, 1_000), opened(State::HalfOpen));
+        assert_eq!(b.acquire(2_999).unwrap_err().retry_in_ms, Some(1));
+        assert_eq!(call(&mut b, FAIL, 3_000), opened(State::HalfOpen));
+        // 4 000 would exceed max_ms: capped at 3 000.
+        assert_eq!(b.acquire(3_000).unwrap_err().retry_in_ms, Some(3_000));
+        assert_eq!(b.counts(3_000).times_opened, 3);
+        // Closing resets the growth.
+        call(&mut b, Outcome::Success, 6_000);
+        call(&mut b, FAIL, 6_001);
+        assert_eq!(b.acquire(6_001).unwrap_err().retry_in_ms, Some(1_000));
+    }
+
+    #[test]
+    fn a_probe_that_never_reports_frees_its_slot() {
+        let mut b = Breaker::new(BreakerConfig {
+            max_probe_wait_ms: 5_000,
+            ..consecutive_only(1)
+        })
+        .unwrap();
+        call(&mut b, FAIL, 0);
+        let lost = b.acquire(60_000).unwrap();
+        assert!(b.acquire(64_999).is_err());
+        let p = b.acquire(65_000).expect("slot freed");
+        assert_eq!(b.record(lost, Outcome::Success, 65_001), Recorded::Stale);
+        assert_eq!(b.counts(65_001).probes_in_flight, 1);
+        assert!(matches!(
+            b.record(p, Outcome::Success, 65_002),
+            Recorded::Counted {
+                transition: Some(Transition {
+                    to: State::Closed,
+                    ..
+                })
+            }
+        ));
+    }
+
+    #[test]
+    fn results_of_calls_admitted_before_a_trip_are_ignored() {
+        let mut b = Breaker::new(consecutive_only(2)).unwrap();
+        let slow = b.acquire(0).unwrap();
+        call(&mut b, FAIL, 1);
+        call(&mut b, FAIL, 2);
+        assert_eq!(b.state(3), State::Open);
+        assert_eq!(b.record(slow, Outcome::Success, 3), Recorded::Stale);
+        assert_eq!(b.state(3), State::Open);
+    }
+
+    #[test]
+    fn failure_rate_over_a_count_window_with_a_minimum() {
+        let mut b = Breaker::new(BreakerConfig {
+            consecutive_failures: None,
+            failure_rate: Some(RateRule {
+                window: Window::Count { calls: 10 },
+                min_calls: 4,
+                failure_percent: 50,
+                ..RateRule::default()
+            }),
+            ..BreakerConfig::default()
+        })
+        .unwrap();
+        call(&mut b, FAIL, 0);
+        call(&mut b, FAIL, 0);
+        call(&mut b, Outcome::Success, 0); // 2 of 3, below min_calls
+        assert_eq!(b.state(0), State::Closed);
+        // The fourth call, a success, still makes 2 failures of 4 = 50 %: the rate trips it.
+        assert_eq!(call(&mut b, Outcome::Success, 0), opened(State::Closed));
+    }
+
+    #[test]
+    fn failure_rate_over_a_time_window_forgets_old_calls() {
+        let mut b = Breaker::new(BreakerConfig {
+            consecutive_failures: None,
+            failure_rate: Some(RateRule {
+                window: Window::Time { ms: 10_000 },
+                min_calls: 4,
+                failure_percent: 75,
+                ..RateRule::default()
+            }),
+            ..BreakerConfig::default()
+        })
+        .unwrap();
+        call(&mut b, FAIL, 0);
+        call(&mut b, FAIL, 0);
+        call(&mut b, FAIL, 0);
+        call(&mut b, Outcome::Success, 0);
+        // 3 of 4 = 75 %: but the success came last; the check runs on every record.
+        assert_eq!(b.state(0), State::Open);
+        b.reset(0);
+        call(&mut b, FAIL, 0);
+        call(&mut b, FAIL, 0);
+        call(&mut b, FAIL, 0);
+        // Eleven seconds later those three are out of the window.
+        call(&mut b, FAIL, 11_000);
+        assert_eq!(b.counts(11_000).window_calls, 1);
+        assert_eq!(b.state(11_000), State::Closed);
+    }
+
+    #[test]
+    fn slow_calls_trip_it_when_configured() {
+        let mut b = Breaker::new(BreakerConfig {
+            consecutive_failures: None,
+            failure_rate: Some(RateRule {
+                window: Window::Count { calls: 4 },
+                min_calls: 4,
+                slow_call_ms: Some(10_000),
+                slow_percent: 50,
+                ..RateRule::default()
+            }),
+            ..BreakerConfig::default()
+        })
+        .unwrap();
+        for (start, end) in [
+            (0, 1_000),
+            (1_000, 13_000),
+            (13_000, 13_500),
+            (13_500, 28_500),
+        ] {
+            let p = b.acquire(start).unwrap();
+            b.record(p, Outcome::Success, end);
+        }
+        assert_eq!(b.state(28_500), State::Open);
+    }
+
+    #[test]
+    fn a_server_hint_keeps_it_open_longer() {
+        let mut b = Breaker::new(consecutive_only(1)).unwrap();
+        let outcome = Outcome::Failure {
+            kind: ErrorKind::RateLimited,
+            retry_after_ms: Some(120_000),
+        };
+        call(&mut b, outcome, 0);
+        assert_eq!(b.acquire(0).unwrap_err().retry_in_ms, Some(120_000));
+    }
+
+    #[test]
+    fn operator_switches() {
+        let mut b = Breaker::new(consecutive_only(1)).unwrap();
+        assert_eq!(
+            b.force_open(0),
+            Some(Transition {
+                from: State::Closed,
+                to: State::ForcedOpen
+            })
+        );
+        assert_eq!(
+            b.acquire(1_000_000),
+            Err(Rejected {
+                state: State::ForcedOpen,
+                retry_in_ms: None
+            })
+        );
+        b.disable(1);
+        for t in 0..10 {
+            assert_eq!(
+                call(&mut b, FAIL, t),
+                Recorded::Counted { transition: None }
+            );
+        }
+        assert_eq!(
+            b.reset(20),
+            Some(Transition {
+                from: State::Disabled,
+                to: State::Closed
+            })
+        );
+        assert_eq!(b.reset(21), None);
+    }
+
+    #[test]
+    fn a_clock_that_jumps_backwards_stands_still() {
+        let mut b = Breaker::new(consecutive_only(1)).unwrap();
+        call(&mut b, FAIL, 100_000);
+        // The clock jumps back a minute: still open, with the same time left.
+        assert_eq!(b.acquire(40_000).unwrap_err().retry_in_ms, Some(60_000));
+        assert_eq!(b.state(0), State::Open);
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_corrupt_ones_are_rejected() {
+        let mut b = Breaker::new(BreakerConfig::default()).unwrap();
+        call(&mut b, FAIL, 0);
+        call(&mut b, Outcome::Success, 1);
+        let json = serde_json::to_string(&b).unwrap();
+        let restored = Breaker::restore(serde_json::from_str(&json).unwrap()).unwrap();
+        assert_eq!(restored, b);
+        let bad = json.replace("\"half_open_probes\":1", "\"half_open_probes\":0");
+        let err = Breaker::restore(serde_json::from_str(&bad).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("half_open_probes"), "{err}");
+    }
+
+    #[test]
+    fn config_errors_list_every_problem() {
+        let err = Breaker::new(BreakerConfig {
+            consecutive_failures: Some(0),
+            failure_rate: Some(RateRule {
+                window: Window::Count { calls: 0 },
+                min_calls: 0,
+                failure_percent: 0,
+                slow_call_ms: None,
+                slow_percent: 101,
+            }),
+            open_duration: OpenDuration {
+                base_ms: 0,
+                growth_percent: 50,
+                max_ms: 0,
+                use_server_hint: true,
+            },
+            half_open_probes: 0,
+            half_open_successes: 0,
+            max_probe_wait_ms: 0,
+            counted_kinds: BTreeSet::new(),
+        })
+        .unwrap_err();
+        assert_eq!(err.problems.len(), 10, "{err}");
+    }
+
+    #[test]
+    fn the_set_evicts_fresh_breakers_first_and_open_ones_last() {
+        let config = BreakerConfig {
+            consecutive_failures: Some(1),
+            ..BreakerConfig::default()
+        };
+        let mut set = BreakerSet::new(config, 3).unwrap();
+        set.acquire("open", 0).unwrap().unwrap();
+        let p = set.entry("open").unwrap().acquire(0).unwrap();
+        set.record("open", p, FAIL, 0).unwrap();
+        let p = set.acquire("used", 1).unwrap().unwrap();
+        set.record("used", p, Outcome::Success, 1).unwrap();
+        set.acquire("fresh", 2).unwrap().unwrap();
+        // "fresh" has nothing counted: it goes first, although it was used last.
+        set.acquire("new1", 3).unwrap().unwrap();
+        assert_eq!(set.keys().collect::<Vec<_>>(), ["new1", "open", "used"]);
+        // Then the least recently used closed one ("used" has a success counted; "new1" is fresh).
+        set.acquire("new2", 4).unwrap().unwrap();
+        assert_eq!(set.keys().collect::<Vec<_>>(), ["new2", "open", "used"]);
+        let p = set.acquire("used", 5).unwrap().unwrap();
+        set.record("used", p, Outcome::Success, 5).unwrap();
+        set.acquire("new3", 6).unwrap().unwrap();
+        assert_eq!(set.keys().collect::<Vec<_>>(), ["new3", "open", "used"]);
+        assert_eq!(set.get("open").unwrap().state(6), State::Open);
+        assert_eq!(set.acquire("", 0), Err(KeyError::Empty));
+        assert_eq!(
+            set.acquire(&"x".repeat(300), 0),
+            Err(KeyError::TooLong(300))
+        );
+        let json = serde_json::to_string(&set).unwrap();
+        assert_eq!(
+            BreakerSet::restore(serde_json::from_str(&json).unwrap()).unwrap(),
+            set
+        );
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Acquire(u64),
+        Record(usize, u8, u64),
+        Force(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u64..5_000).prop_map(Op::Acquire),
+            4 => (0usize..64, 0u8..4, 0u64..5_000).prop_map(|(i, o, t)| Op::Record(i, o, t)),
+            1 => (0u8..3).prop_map(Op::Force),
+        ]
+    }
+
+    proptest! {
+        /// Half-open never has more than `half_open_probes` probes in flight, whatever happens;
+        /// nothing panics; a clock that jumps around is survived.
+        #[test]
+        fn half_open_never_admits_more_than_n(ops in proptest::collection::vec(op(), 1..300),
+                                              probes in 1u32..4, jumpy in any::<bool>()) {
+            let mut b = Breaker::new(BreakerConfig {
+                half_open_probes: probes,
+                half_open_successes: 2,
+                max_probe_wait_ms: 3_000,
+                open_duration: OpenDuration { base_ms: 2_000, growth_percent: 150, max_ms: 9_000, use_server_hint: true },
+                ..consecutive_only(2)
+            }).unwrap();
+            let mut permits: Vec<Permit> = Vec::new();
+            // `now` is what the caller passes (it may jump back); `latest` what the breaker sees.
+            let (mut now, mut latest) = (0u64, 0u64);
+            for op in ops {
+                match op {
+                    Op::Acquire(dt) => {
+                        now = if jumpy && dt % 7 == 0 { now.saturating_sub(dt) } else { now + dt };
+                        latest = latest.max(now);
+                        if let Ok(p) = b.acquire(now) { permits.push(p); }
+                    }
+                    Op::Record(i, o, dt) => {
+                        now += dt;
+                        latest = latest.max(now);
+                        if permits.is_empty() { continue; }
+                        let p = permits.swap_remove(i % permits.len());
+                        let outcome = match o {
+                            0 => Outcome::Success,
+                            1 => Outcome::Ignored,
+                            2 => Outcome::Failure { kind: ErrorKind::Timeout, retry_after_ms: Some(dt) },
+                            _ => Outcome::Failure { kind: ErrorKind::ContextOverflow, retry_after_ms: None },
+                        };
+                        b.record(p, outcome, now);
+                    }
+                    Op::Force(0) => { b.force_open(now); }
+                    Op::Force(1) => { b.disable(now); }
+                    Op::Force(_) => { b.reset(now); }
+                }
+                let c = b.counts(now);
+                prop_assert!(c.probes_in_flight <= probes);
+                // Unreported probes of this half-open period that have not timed out.
+                let live = permits.iter().filter(|p| p.probe && p.generation == c.generation
+                    && latest - p.admitted_ms < 3_000).count();
+                prop_assert!(live <= probes as usize, "{live} live probes > {probes}");
+            }
+        }
+    }
+}
