@@ -54,6 +54,15 @@ enum LlmrResult
   LLMR_INPUT_TOO_LARGE = 3,
   // The library panicked (a bug); the call had no effect.
   LLMR_PANIC = 4,
+  // A config or snapshot (JSON) was malformed or rejected; the error string names each
+  // problem.
+  LLMR_INVALID_CONFIG = 5,
+  // A key (session, model or provider) was empty or longer than 256 bytes.
+  LLMR_INVALID_KEY = 6,
+  // A rate-limit check asked for zero units.
+  LLMR_ZERO_UNITS = 7,
+  // A rate-limit check asked for more units than the burst: no wait would allow it.
+  LLMR_EXCEEDS_BURST = 8,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -223,7 +232,8 @@ void llmr_classification_free(struct LlmrClassification *classification);
 const char *llmr_error_kind_name(uint32_t kind);
 
 // Returns the name of a result code as a static, NUL-terminated string: `"ok"`,
-// `"null-parameter"`, `"invalid-utf8"`, `"input-too-large"`, `"panic"`, or
+// `"null-parameter"`, `"invalid-utf8"`, `"input-too-large"`, `"panic"`, `"invalid-config"`,
+// `"invalid-key"`, `"zero-units"`, `"exceeds-burst"`, or
 // `"invalid-result"` for a value that is not an `LlmrResult`.
 //
 // `result` is any `LlmrResult` value (taken as `uint32_t` so that an out-of-range value is

@@ -26,16 +26,29 @@ pub enum LlmrResult {
     LlmrInputTooLarge = 3,
     /// The library panicked (a bug); the call had no effect.
     LlmrPanic = 4,
+    /// A config or snapshot (JSON) was malformed or rejected; the error string names each
+    /// problem.
+    LlmrInvalidConfig = 5,
+    /// A key (session, model or provider) was empty or longer than 256 bytes.
+    LlmrInvalidKey = 6,
+    /// A rate-limit check asked for zero units.
+    LlmrZeroUnits = 7,
+    /// A rate-limit check asked for more units than the burst: no wait would allow it.
+    LlmrExceedsBurst = 8,
 }
 
 impl LlmrResult {
     /// Every code, in numeric order.
-    pub(crate) const ALL: [LlmrResult; 5] = [
+    pub(crate) const ALL: [LlmrResult; 9] = [
         LlmrResult::LlmrOk,
         LlmrResult::LlmrNullParameter,
         LlmrResult::LlmrInvalidUtf8,
         LlmrResult::LlmrInputTooLarge,
         LlmrResult::LlmrPanic,
+        LlmrResult::LlmrInvalidConfig,
+        LlmrResult::LlmrInvalidKey,
+        LlmrResult::LlmrZeroUnits,
+        LlmrResult::LlmrExceedsBurst,
     ];
 
     /// The stable, kebab-case name of the code (`"invalid-utf8"`).
@@ -46,6 +59,10 @@ impl LlmrResult {
             LlmrResult::LlmrInvalidUtf8 => c"invalid-utf8",
             LlmrResult::LlmrInputTooLarge => c"input-too-large",
             LlmrResult::LlmrPanic => c"panic",
+            LlmrResult::LlmrInvalidConfig => c"invalid-config",
+            LlmrResult::LlmrInvalidKey => c"invalid-key",
+            LlmrResult::LlmrZeroUnits => c"zero-units",
+            LlmrResult::LlmrExceedsBurst => c"exceeds-burst",
         }
     }
 
@@ -56,7 +73,8 @@ impl LlmrResult {
 }
 
 /// Returns the name of a result code as a static, NUL-terminated string: `"ok"`,
-/// `"null-parameter"`, `"invalid-utf8"`, `"input-too-large"`, `"panic"`, or
+/// `"null-parameter"`, `"invalid-utf8"`, `"input-too-large"`, `"panic"`, `"invalid-config"`,
+/// `"invalid-key"`, `"zero-units"`, `"exceeds-burst"`, or
 /// `"invalid-result"` for a value that is not an `LlmrResult`.
 ///
 /// `result` is any `LlmrResult` value (taken as `uint32_t` so that an out-of-range value is
@@ -78,7 +96,7 @@ mod tests {
     #[test]
     fn codes_are_stable_and_named() {
         let values: Vec<u32> = LlmrResult::ALL.iter().map(|r| *r as u32).collect();
-        assert_eq!(values, [0, 1, 2, 3, 4]);
+        assert_eq!(values, [0, 1, 2, 3, 4, 5, 6, 7, 8]);
         for r in LlmrResult::ALL {
             // SAFETY: llmr_result_name returns a static NUL-terminated string.
             let name = unsafe { CStr::from_ptr(llmr_result_name(r as u32)) };
