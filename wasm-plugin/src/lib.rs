@@ -6,6 +6,7 @@
 
 pub mod breaker;
 mod classify;
+mod diagnostics;
 mod config;
 pub mod ratelimit;
 pub mod retry;
