@@ -3,7 +3,7 @@
 //! Error bodies and transport messages echo secrets more often than one would think: OpenAI
 //! repeats (part of) a wrong key in "Incorrect API key provided: sk-proj-…", proxies echo the
 //! request's `Authorization` header, and Google puts the key in the URL (`?key=AIza…`) that a
-//! transport error prints. Every message [`crate::classify`] returns goes through [`redact`], so
+//! transport error prints. Every message [`crate::classify()`] returns goes through [`redact`], so
 //! a log line built from it is safe to ship.
 //!
 //! What is replaced by `[REDACTED]`:
