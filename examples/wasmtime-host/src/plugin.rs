@@ -1,6 +1,7 @@
 //! Loading the component and calling it under limits.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
@@ -24,12 +25,15 @@ use bindings::exports::llm::resilience::classify as wit;
 /// small enough that a thousand concurrent calls cannot exhaust a server.
 pub const DEFAULT_MEMORY_BYTES: usize = 64 * 1024 * 1024;
 
-/// Default fuel per call: one billion units (roughly one per WebAssembly instruction).
+/// Default fuel per call: two billion units.
 ///
-/// The core reads at most 256 KiB of a body and does bounded work per byte, so an honest call
-/// uses a small fraction of this; a component stuck in a loop is stopped after about a second
-/// of CPU instead of never.
-pub const DEFAULT_FUEL: u64 = 1_000_000_000;
+/// wasmtime charges one unit per instruction, plus one per byte that `memory.copy` /
+/// `memory.fill` move. The core reads at most 256 KiB of a body and does bounded work per byte;
+/// the costliest inputs measured (256 KiB of `[` or of `{"a":`, a 16 MiB body) need about 250
+/// million units (mostly byte copies, 10–30 ms), so honest calls have an 8× margin, while a
+/// component stuck in a loop of plain instructions is stopped after about two billion of them
+/// (an estimated second or two of CPU) instead of never.
+pub const DEFAULT_FUEL: u64 = 2_000_000_000;
 
 /// The resources one call may use. Checked by [`Plugin::set_limits`] and at construction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +41,9 @@ pub struct Limits {
     /// The most linear memory the component may have, in bytes (instantiation included).
     /// Growing beyond it is a [`HostError::MemoryLimit`].
     pub memory_bytes: usize,
-    /// Fuel for one call: instantiation, copying the input in, the call itself and the copy of
-    /// the result out. Running out is a [`HostError::OutOfFuel`].
+    /// Fuel for one call: copying the input in, the call itself and the copy of the result out
+    /// (instantiating a fresh instance gets its own budget of the same size). Running out is a
+    /// [`HostError::OutOfFuel`].
     pub fuel: u64,
 }
 
@@ -125,11 +130,21 @@ pub enum HostError {
     Trap(String),
 }
 
+/// At most this many warm instances wait for calls (more only while more calls run at once).
+const MAX_IDLE_INSTANCES: usize = 8;
+
+/// A warm instance whose memory grew beyond this (a huge body went through it) is dropped after
+/// its call instead of kept, so idle instances hold little memory.
+const RETAIN_MEMORY_BYTES: usize = 8 * 1024 * 1024;
+
 /// Store data: the memory limiter, which also remembers whether it refused a growth, so a trap
 /// that follows can be reported as [`HostError::MemoryLimit`] whatever the guest did next.
 struct HostState {
     limits: StoreLimits,
+    /// The size of the last growth refused during the current call.
     refused: Option<usize>,
+    /// The largest linear memory size allowed so far.
+    memory_bytes: usize,
 }
 
 impl ResourceLimiter for HostState {
@@ -140,7 +155,9 @@ impl ResourceLimiter for HostState {
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         let verdict = self.limits.memory_growing(current, desired, maximum);
-        if !matches!(verdict, Ok(true)) {
+        if matches!(verdict, Ok(true)) {
+            self.memory_bytes = self.memory_bytes.max(desired);
+        } else {
             self.refused = Some(desired);
         }
         verdict
@@ -176,15 +193,34 @@ impl ResourceLimiter for HostState {
     }
 }
 
+/// An instance with its own store, kept between calls.
+struct Warm {
+    store: Store<HostState>,
+    plugin: bindings::Plugin,
+}
+
 /// A loaded, compiled llm-resilience component, ready to be called.
 ///
-/// Cheap to call: the engine, the compiled component and the pre-linked instance are made once.
-/// Each call gets a fresh [`Store`] and instance (see [`Plugin::classify`] for why). `Plugin` is
-/// `Send + Sync`; calls from several threads run in parallel.
+/// The engine, the compiled component and the pre-linked instance are made once, at load.
+/// Calls run on warm instances kept in a small pool:
+///
+/// - a fresh store and instance per call would cost about 65 µs (measured in release on this
+///   project's CI machine: mapping and releasing the linear memory dominates), more than a
+///   classification itself; reusing a warm instance costs only resetting its fuel;
+/// - the component is pure (no state survives a call except its allocator's free lists), so
+///   reuse cannot change a result — the vector tests run every case on one plugin and compare
+///   with the native core;
+/// - an instance that trapped is dropped, never reused (the next call instantiates anew), and
+///   one whose memory grew past 8 MiB (a huge body) is dropped after its call, so idle instances
+///   stay small; at most 8 wait idle.
+///
+/// `Plugin` is `Send + Sync`: calls from several threads run in parallel, each on its own
+/// instance.
 pub struct Plugin {
     engine: Engine,
     pre: bindings::PluginPre<HostState>,
     limits: Limits,
+    idle: Mutex<Vec<Warm>>,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -250,6 +286,19 @@ impl Plugin {
             engine,
             pre,
             limits,
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// A new plugin that shares this one's compiled component (no recompilation) and runs
+    /// under other limits, with its own pool of instances. For a host that wants a different
+    /// budget per tenant or per kind of input.
+    pub fn with_other_limits(&self, limits: Limits) -> Result<Plugin, HostError> {
+        Ok(Plugin {
+            engine: self.engine.clone(),
+            pre: self.pre.clone(),
+            limits: limits.validate()?,
+            idle: Mutex::new(Vec::new()),
         })
     }
 
@@ -258,10 +307,20 @@ impl Plugin {
         self.limits
     }
 
-    /// Changes the limits for the calls that follow.
+    /// Changes the limits for the calls that follow (warm instances made under the old limits
+    /// are dropped).
     pub fn set_limits(&mut self, limits: Limits) -> Result<(), HostError> {
         self.limits = limits.validate()?;
+        self.idle
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         Ok(())
+    }
+
+    /// How many warm instances wait for calls (for monitoring and tests).
+    pub fn idle_instances(&self) -> usize {
+        self.idle_pool().len()
     }
 
     /// The names of the component's imports, as wasmtime sees them (empty for a loaded plugin:
@@ -280,44 +339,67 @@ impl Plugin {
     ///
     /// Converts the core's input to the WIT types, runs the component under [`Limits`], and
     /// converts the result back, so the output equals `llm_resilience::classify(input)`.
-    ///
-    /// Every call runs in a fresh [`Store`] with a fresh instance. Instantiating this component
-    /// costs a few microseconds (the compiled code and the memory image are shared; memory is
-    /// mapped copy-on-write), far less than classifying a real body, and it buys isolation for
-    /// free: no state or memory growth (a 16 MiB body) carries over from one call to the next,
-    /// a trap cannot leave a poisoned instance behind, the fuel budget is exactly per call, and
-    /// `&self` is enough, so calls from several threads need no lock.
     pub fn classify(
         &self,
         input: &llm_resilience::ClassifyInput<'_>,
     ) -> Result<llm_resilience::Classification, HostError> {
         let input = input_to_wit(input);
-        let (mut store, plugin) = self.instantiate()?;
-        let result = plugin
-            .llm_resilience_classify()
-            .call_classify(&mut store, &input);
-        match result {
-            Ok(c) => Ok(classification_from_wit(c)),
-            Err(e) => Err(self.call_error(&store, e)),
-        }
+        self.call(|store, plugin| {
+            plugin
+                .llm_resilience_classify()
+                .call_classify(store, &input)
+        })
+        .map(classification_from_wit)
     }
 
     /// The component's own version (its `version()` export), `major.minor.patch`.
     pub fn version(&self) -> Result<String, HostError> {
-        let (mut store, plugin) = self.instantiate()?;
-        plugin
-            .llm_resilience_classify()
-            .call_version(&mut store)
-            .map_err(|e| self.call_error(&store, e))
+        self.call(|store, plugin| plugin.llm_resilience_classify().call_version(store))
     }
 
-    fn instantiate(&self) -> Result<(Store<HostState>, bindings::Plugin), HostError> {
+    /// Runs `f` on a warm instance with a full fuel budget; keeps the instance if the call
+    /// succeeded, drops it otherwise.
+    fn call<R>(
+        &self,
+        f: impl FnOnce(&mut Store<HostState>, &bindings::Plugin) -> wasmtime::Result<R>,
+    ) -> Result<R, HostError> {
+        let idle = self.idle_pool().pop();
+        let mut warm = match idle {
+            Some(warm) => warm,
+            None => self.instantiate()?,
+        };
+        warm.store.data_mut().refused = None;
+        warm.store
+            .set_fuel(self.limits.fuel)
+            .map_err(|e| HostError::Trap(format!("{e:#}")))?;
+        match f(&mut warm.store, &warm.plugin) {
+            Ok(value) => {
+                if warm.store.data().memory_bytes <= RETAIN_MEMORY_BYTES {
+                    let mut idle = self.idle_pool();
+                    if idle.len() < MAX_IDLE_INSTANCES {
+                        idle.push(warm);
+                    }
+                }
+                Ok(value)
+            }
+            Err(e) => Err(self.call_error(&warm.store, e)),
+        }
+    }
+
+    fn idle_pool(&self) -> MutexGuard<'_, Vec<Warm>> {
+        // Nothing panics while the lock is held; if something ever did, the pool is still a
+        // valid list of instances.
+        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn instantiate(&self) -> Result<Warm, HostError> {
         let state = HostState {
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.limits.memory_bytes)
                 .trap_on_grow_failure(true)
                 .build(),
             refused: None,
+            memory_bytes: 0,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| state);
@@ -325,7 +407,7 @@ impl Plugin {
             .set_fuel(self.limits.fuel)
             .map_err(|e| HostError::Trap(format!("{e:#}")))?;
         match self.pre.instantiate(&mut store) {
-            Ok(plugin) => Ok((store, plugin)),
+            Ok(plugin) => Ok(Warm { store, plugin }),
             Err(e) => Err(self.call_error(&store, e)),
         }
     }

@@ -81,7 +81,7 @@ fn parse_header(text: &str) -> Result<(String, String), String> {
 
 /// Where classifications come from: the component, or the core linked in.
 enum Classifier {
-    Component(Plugin),
+    Component(Box<Plugin>),
     Native,
 }
 
@@ -134,7 +134,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     memory_bytes,
                     fuel: args.fuel,
                 };
-                Classifier::Component(load_plugin(cli.component, limits)?)
+                Classifier::Component(Box::new(load_plugin(cli.component, limits)?))
             };
             if args.jsonl {
                 classify_lines(&classifier)

@@ -3,8 +3,9 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
-use llmr_host::Plugin;
+use llmr_host::{Limits, Plugin};
 
 /// The component under test: `$LLMR_COMPONENT` or the workspace's `target/llm-resilience.wasm`.
 /// Panics with the build command when it is missing.
@@ -25,9 +26,25 @@ pub fn component_bytes() -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
-/// The component loaded with default limits.
+/// The component, compiled once per test binary (compiling it takes seconds in a debug build).
+fn compiled() -> &'static Plugin {
+    static COMPILED: OnceLock<Plugin> = OnceLock::new();
+    COMPILED.get_or_init(|| {
+        Plugin::from_bytes(&component_bytes())
+            .unwrap_or_else(|e| panic!("loading the component: {e}"))
+    })
+}
+
+/// A plugin with default limits and its own instance pool (sharing the compiled component).
 pub fn plugin() -> Plugin {
-    Plugin::from_bytes(&component_bytes()).unwrap_or_else(|e| panic!("loading the component: {e}"))
+    plugin_with(Limits::default())
+}
+
+/// A plugin with `limits` and its own instance pool (sharing the compiled component).
+pub fn plugin_with(limits: Limits) -> Plugin {
+    compiled()
+        .with_other_limits(limits)
+        .unwrap_or_else(|e| panic!("limits {limits:?}: {e}"))
 }
 
 /// A real OpenAI 429 body (tokens-per-minute limit), as quoted in
