@@ -8,9 +8,24 @@ Classify a failed LLM API call::
     if c.kind is llmr.ErrorKind.RATE_LIMITED and c.retryable:
         sleep_ms(c.retry_after_ms or 1000)
 
-The module-level :func:`classify` and :func:`version` use one shared :class:`Plugin`, created on
-first use from :func:`default_component_path`; create a :class:`Plugin` yourself to choose the
-component file or the limits.
+Decide what to do about it: circuit breakers (:class:`Breaker`, :class:`BreakerSet`), a rate
+limiter per chat session (:class:`RateLimiter`), retries under a retry budget
+(:class:`RetryPolicy`, :class:`RetryBudget`, :class:`RetryCall`)::
+
+    breaker = llmr.Breaker({"consecutive_failures": 5})
+    admission = breaker.acquire(now_ms)
+    if admission.admitted:
+        ...
+        breaker.record(admission.permit, llmr.Success(), now_ms)
+
+These are handles on resources that live inside the component: close them (``close()`` or a
+``with`` block) or let Python collect them. A trap loses them (the plugin continues in a fresh
+instance): take snapshots (``snapshot()``) to carry state across a trap or a restart.
+
+The module-level :func:`classify` and :func:`version`, and every handle created without a
+``plugin=``, use one shared :class:`Plugin`, created on first use from
+:func:`default_component_path`; create a :class:`Plugin` yourself to choose the component file
+or the limits.
 """
 
 from __future__ import annotations
@@ -18,13 +33,38 @@ from __future__ import annotations
 import threading
 from typing import Optional
 
+from ._resource import ConfigLike, Resource, SnapshotLike
+from .breaker import (
+    Admission,
+    Admitted,
+    Breaker,
+    BreakerSet,
+    Counted,
+    Counts,
+    Failure,
+    Ignored,
+    Outcome,
+    Permit,
+    Recorded,
+    Rejected,
+    Stale,
+    State,
+    Success,
+    Transition,
+)
 from .classify import Classification, ErrorKind
 from .errors import (
+    ConfigError,
     FuelExhaustedError,
     IncompatibleComponentError,
+    InvalidKeyError,
+    LimiterKeyError,
+    LimitError,
     PluginError,
     PluginLoadError,
     PluginTrap,
+    ResourceClosedError,
+    ResourceLostError,
 )
 from .plugin import (
     COMPONENT_ENV,
@@ -35,6 +75,24 @@ from .plugin import (
     HeadersLike,
     Plugin,
     default_component_path,
+)
+from .ratelimit import Allowed, CheckResult, Denied, RateLimiter, Verdict
+from .retry import (
+    AttemptsExhausted,
+    BudgetExhausted,
+    CannotShrink,
+    DeadlineExceeded,
+    Decision,
+    GiveUp,
+    GiveUpCode,
+    GiveUpReason,
+    Permanent,
+    Retry,
+    RetryBudget,
+    RetryCall,
+    RetryPolicy,
+    ShrinkContext,
+    WaitTooLong,
 )
 
 __all__ = [
@@ -49,6 +107,55 @@ __all__ = [
     "IncompatibleComponentError",
     "PluginTrap",
     "FuelExhaustedError",
+    "ResourceLostError",
+    "ResourceClosedError",
+    "ConfigError",
+    "InvalidKeyError",
+    "LimitError",
+    "LimiterKeyError",
+    # breaker
+    "Breaker",
+    "BreakerSet",
+    "State",
+    "Permit",
+    "Admitted",
+    "Rejected",
+    "Admission",
+    "Success",
+    "Failure",
+    "Ignored",
+    "Outcome",
+    "Transition",
+    "Counted",
+    "Stale",
+    "Recorded",
+    "Counts",
+    # ratelimit
+    "RateLimiter",
+    "Verdict",
+    "Allowed",
+    "Denied",
+    "CheckResult",
+    # retry
+    "RetryPolicy",
+    "RetryBudget",
+    "RetryCall",
+    "Retry",
+    "ShrinkContext",
+    "GiveUp",
+    "Decision",
+    "GiveUpCode",
+    "GiveUpReason",
+    "Permanent",
+    "AttemptsExhausted",
+    "BudgetExhausted",
+    "WaitTooLong",
+    "DeadlineExceeded",
+    "CannotShrink",
+    # plumbing
+    "Resource",
+    "ConfigLike",
+    "SnapshotLike",
     "HeadersLike",
     "BodyLike",
     "COMPONENT_ENV",

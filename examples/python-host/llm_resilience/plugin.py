@@ -6,6 +6,7 @@ clock or the environment. This module only converts Python values to the WIT typ
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
 from collections.abc import Iterable, Mapping
@@ -21,6 +22,7 @@ from .errors import (
     IncompatibleComponentError,
     PluginLoadError,
     PluginTrap,
+    ResourceLostError,
 )
 
 __all__ = [
@@ -50,6 +52,9 @@ DEFAULT_FUEL = 1_000_000_000
 #: The component reads only this many bytes of a body (``classify-input.body`` in the WIT), so
 #: the host sends at most this many: the result is the same, and a huge body costs no copying.
 MAX_BODY_BYTES = 256 * 1024
+
+#: Fuel for instantiating the component (its start code uses a handful of instructions).
+_INSTANTIATE_FUEL = 1_000_000
 
 _U16_MAX = 0xFFFF
 _U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
@@ -122,8 +127,15 @@ class Plugin:
         self._engine, self._component = _compiled(self.path, fuel_enabled=fuel is not None)
         self._lock = threading.Lock()
         self._store: Optional[wasmtime.Store] = None
-        self._classify_func: Any = None
-        self._version_func: Any = None
+        self._instance: Optional[wc.Instance] = None
+        self._funcs: dict[tuple[str, str], Any] = {}
+        # Which instance this is: resource handles remember it, so a handle from an instance
+        # that trapped is recognised and never passed to its successor.
+        self._epoch = 0
+        # Handles whose Python wrappers were garbage-collected, dropped at the next call (a
+        # finalizer must not take the lock: it may run inside a call on the same thread).
+        self._pending_drops: collections.deque[tuple[Any, int]] = collections.deque()
+        self._live = 0
         self._instantiate()
 
     def __repr__(self) -> str:
@@ -171,49 +183,133 @@ class Plugin:
             raise IncompatibleComponentError(f"version() returned {raw!r}, not a string")
         return raw
 
+    @property
+    def live_resources(self) -> int:
+        """Resource handles (breakers, limiters, …) created in the current instance and not yet
+        released. A handle is released by ``close()``, by the end of its ``with`` block, or, once
+        its wrapper is garbage-collected, at the plugin's next call."""
+        with self._lock:
+            self._drain_drops()
+            return self._live
+
     def _instantiate(self) -> None:
         store = wasmtime.Store(self._engine)
         if self.memory_limit is not None:
             store.set_limits(memory_size=self.memory_limit)
         if self.fuel is not None:
-            store.set_fuel(self.fuel)
+            # Instantiating runs the component's start code (a few instructions): it gets its
+            # own budget, so that even a tiny per-call `fuel` leaves the plugin loadable.
+            store.set_fuel(_INSTANTIATE_FUEL)
         try:
             instance = wc.Linker(self._engine).instantiate(store, self._component)
         except wasmtime.WasmtimeError as e:
             raise PluginLoadError(f"cannot instantiate {self.path}: {e}") from e
-        iface = instance.get_export_index(store, CLASSIFY_INTERFACE)
-        if iface is None:
-            raise IncompatibleComponentError(f"{self.path} does not export {CLASSIFY_INTERFACE}")
-        funcs = {}
-        for name in ("classify", "version"):
-            index = instance.get_export_index(store, name, iface)
-            func = instance.get_func(store, index) if index is not None else None
-            if func is None:
-                raise IncompatibleComponentError(
-                    f"{self.path}: {CLASSIFY_INTERFACE} has no function {name!r}"
-                )
-            funcs[name] = func
         self._store = store
-        self._classify_func = funcs["classify"]
-        self._version_func = funcs["version"]
+        self._instance = instance
+        self._funcs = {}
+        self._epoch += 1
+        self._live = 0
+        for name in ("classify", "version"):
+            self._func(CLASSIFY_INTERFACE, name)
+
+    def _func(self, interface: str, name: str) -> Any:
+        """The exported function ``name`` of ``interface`` in the current instance."""
+        func = self._funcs.get((interface, name))
+        if func is not None:
+            return func
+        store, instance = self._store, self._instance
+        assert store is not None and instance is not None
+        iface = instance.get_export_index(store, interface)
+        if iface is None:
+            raise IncompatibleComponentError(f"{self.path} does not export {interface}")
+        index = instance.get_export_index(store, name, iface)
+        func = instance.get_func(store, index) if index is not None else None
+        if func is None:
+            raise IncompatibleComponentError(f"{self.path}: {interface} has no function {name!r}")
+        self._funcs[(interface, name)] = func
+        return func
 
     def _call(self, name: str, *args: Any) -> Any:
+        """Calls a function of ``interface classify``."""
+        return self._invoke(None, CLASSIFY_INTERFACE, name, args)[0]
+
+    def _create(self, interface: str, name: str, *args: Any) -> tuple[Any, int]:
+        """Calls a constructor-like function; returns its result and the instance's epoch."""
+        return self._invoke(None, interface, name, args)
+
+    def _call_in(self, epoch: int, interface: str, name: str, *args: Any) -> Any:
+        """Calls a function on resources that live in instance ``epoch``."""
+        return self._invoke(epoch, interface, name, args)[0]
+
+    def _invoke(
+        self, epoch: Optional[int], interface: str, name: str, args: tuple[Any, ...]
+    ) -> tuple[Any, int]:
         with self._lock:
+            if epoch is not None and (epoch != self._epoch or self._store is None):
+                raise ResourceLostError(
+                    f"{name}: the handle was lost when the component trapped (its instance was "
+                    "replaced); restore it from a snapshot"
+                )
             if self._store is None:
                 # The previous call trapped: start again from a fresh instance.
                 self._instantiate()
+            self._drain_drops()
+            if self._store is None:  # a drop trapped
+                if epoch is not None:
+                    raise ResourceLostError(f"{name}: the handle was lost in a trap")
+                self._instantiate()
+            func = self._func(interface, name)
             store = self._store
             assert store is not None
-            func = self._classify_func if name == "classify" else self._version_func
             if self.fuel is not None:
                 store.set_fuel(self.fuel)
             try:
-                return func(store, *args)
+                return func(store, *args), self._epoch
             except wasmtime.WasmtimeError as e:
                 # A trap poisons the instance ("cannot enter component instance"): drop it.
-                self._store = None
-                self._classify_func = self._version_func = None
+                self._poison()
                 raise _trap(name, e) from None
+
+    def _poison(self) -> None:
+        self._store = self._instance = None
+        self._funcs = {}
+        self._live = 0
+
+    def _adopt(self, epoch: int) -> None:
+        """Counts a handle created in instance ``epoch`` as live."""
+        with self._lock:
+            if epoch == self._epoch and self._store is not None:
+                self._live += 1
+
+    def _release(self, handle: Any, epoch: int) -> None:
+        """Drops a handle now (``close()``); nothing to do if its instance is gone."""
+        with self._lock:
+            self._drop(handle, epoch)
+
+    def _release_later(self, handle: Any, epoch: int) -> None:
+        """Queues a handle whose wrapper was garbage-collected; dropped at the next call."""
+        self._pending_drops.append((handle, epoch))
+
+    def _drain_drops(self) -> None:
+        while True:
+            try:
+                handle, epoch = self._pending_drops.popleft()
+            except IndexError:
+                return
+            self._drop(handle, epoch)
+
+    def _drop(self, handle: Any, epoch: int) -> None:
+        store = self._store
+        if store is None or epoch != self._epoch:
+            return  # its instance trapped: the handle went with it
+        if self.fuel is not None:
+            store.set_fuel(self.fuel)
+        try:
+            handle.drop(store)
+        except wasmtime.WasmtimeError:
+            self._poison()
+            return
+        self._live -= 1
 
 
 _ENGINES: dict[bool, wasmtime.Engine] = {}

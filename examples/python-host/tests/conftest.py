@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 import pytest
 
 import llm_resilience as llmr
 
 VECTOR_TEST = "test_vectors.py::test_classify_vector["
+STEP_TEST = "test_step_vectors.py::test_step_vector["
 
-_counts = {"passed": 0, "failed": 0, "skipped": 0}
+#: Outcomes per vector file family, in the order the summary lines are printed.
+_counts = {
+    name: {"passed": 0, "failed": 0, "skipped": 0}
+    for name in ("classify", "breaker", "ratelimit", "retry")
+}
 
 
 @pytest.fixture(scope="session")
@@ -17,17 +24,35 @@ def plugin() -> llmr.Plugin:
     return llmr.Plugin()
 
 
+def _family(nodeid: str) -> Optional[str]:
+    if VECTOR_TEST in nodeid:
+        return "classify"
+    if STEP_TEST in nodeid:
+        return nodeid.split(STEP_TEST, 1)[1].split(":", 1)[0]
+    return None
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Counts the outcome of each vector case (a setup error counts as a failure)."""
-    if VECTOR_TEST not in report.nodeid:
+    family = _family(report.nodeid)
+    if family not in _counts:
         return
     if report.when == "call" or (report.when == "setup" and not report.passed):
-        _counts["failed" if report.failed else report.outcome] += 1
+        _counts[family]["failed" if report.failed else report.outcome] += 1
+
+
+def summary_lines() -> list[str]:
+    """``[python] <family> vectors: N passed, M failed`` (and skipped, if any), per family."""
+    lines = []
+    for family, counts in _counts.items():
+        line = f"[python] {family} vectors: {counts['passed']} passed, {counts['failed']} failed"
+        if counts["skipped"]:
+            line += f", {counts['skipped']} skipped"
+        lines.append(line)
+    return lines
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Prints ``[python] classify vectors: N passed, M failed`` (and skipped, if any)."""
-    line = f"[python] classify vectors: {_counts['passed']} passed, {_counts['failed']} failed"
-    if _counts["skipped"]:
-        line += f", {_counts['skipped']} skipped"
-    terminalreporter.write_line(line)
+    """Prints the summary line of every vector family."""
+    for line in summary_lines():
+        terminalreporter.write_line(line)
