@@ -34,6 +34,11 @@
 // only the first 256 KiB.
 #define LLMR_LIMIT_BODY_BYTES 1073741824
 
+// At most this many bytes of JSON (a config or a snapshot) may be passed; more is
+// `LLMR_INPUT_TOO_LARGE`. A snapshot of a full keyed set is tens of MiB; a gigabyte can only
+// come from a bug (a negative length cast to `size_t`).
+#define LLMR_LIMIT_JSON_BYTES 1073741824
+
 // What a fallible `llmr_` function did. `LLMR_OK` (0) is success.
 //
 // The numeric values are part of the ABI: a code is never reused for a different meaning, and
@@ -63,12 +68,40 @@ enum LlmrResult
   LLMR_ZERO_UNITS = 7,
   // A rate-limit check asked for more units than the burst: no wait would allow it.
   LLMR_EXCEEDS_BURST = 8,
+  // An enum argument passed as `uint32_t` (an `LlmrOutcome`, an `LlmrErrorKind`) had a
+  // value outside its documented set; the call had no effect.
+  LLMR_INVALID_ARGUMENT = 9,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
 typedef enum LlmrResult LlmrResult;
 #else
 typedef uint32_t LlmrResult;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// A breaker's state. The values are part of the ABI and are never reused.
+enum LlmrBreakerState
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Calls flow; outcomes are counted.
+  LLMR_BREAKER_STATE_CLOSED = 0,
+  // Calls are rejected until the open period ends.
+  LLMR_BREAKER_STATE_OPEN = 1,
+  // A few probe calls are let through to test recovery.
+  LLMR_BREAKER_STATE_HALF_OPEN = 2,
+  // Every call is rejected until `llmr_breaker_reset` (an operator's switch).
+  LLMR_BREAKER_STATE_FORCED_OPEN = 3,
+  // Every call is admitted and nothing is counted (an operator's switch).
+  LLMR_BREAKER_STATE_DISABLED = 4,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum LlmrBreakerState LlmrBreakerState;
+#else
+typedef uint32_t LlmrBreakerState;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -115,6 +148,116 @@ typedef enum LlmrErrorKind LlmrErrorKind;
 typedef uint32_t LlmrErrorKind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
+
+// How an admitted call ended. The values are part of the ABI and are never reused; the
+// functions take it as `uint32_t` so that an out-of-range value is answered with
+// `LLMR_INVALID_ARGUMENT`, not undefined behaviour.
+enum LlmrOutcome
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // The provider answered.
+  LLMR_OUTCOME_SUCCESS = 0,
+  // The call failed with an `LlmrErrorKind`; counted only if the breaker's config counts
+  // that kind (by default: rate-limited, timeout, overloaded, unavailable, server-error,
+  // network).
+  LLMR_OUTCOME_FAILURE = 1,
+  // The caller cancelled, or the result says nothing about the provider: not counted.
+  LLMR_OUTCOME_IGNORED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum LlmrOutcome LlmrOutcome;
+#else
+typedef uint32_t LlmrOutcome;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// A circuit breaker for one provider or model. Opaque: create it with `llmr_breaker_new` or
+// `llmr_breaker_restore`, release it with `llmr_breaker_free`. Safe to share between threads.
+typedef struct LlmrBreaker LlmrBreaker;
+
+// One breaker per key (model or provider), at most `max_keys` of them. Opaque: create it
+// with `llmr_breaker_set_new` or `llmr_breaker_set_restore`, release it with
+// `llmr_breaker_set_free`. Safe to share between threads.
+typedef struct LlmrBreakerSet LlmrBreakerSet;
+
+// Permission to make one call, from `llmr_breaker_acquire`. Pass it back, unchanged, to
+// `llmr_breaker_record`. Plain data: copy it freely; nothing to free.
+typedef struct LlmrPermit {
+  // The breaker generation the call was admitted in (results from an earlier generation
+  // are ignored as stale).
+  uint64_t generation;
+  // A number unique within the breaker, for probe accounting.
+  uint64_t id;
+  // When the call was admitted, ms (for slow-call timing).
+  uint64_t admitted_ms;
+  // Whether this call is a half-open probe.
+  bool probe;
+} LlmrPermit;
+
+// The answer of `llmr_breaker_acquire`: a permit, or a rejection with when to try again.
+typedef struct LlmrAdmission {
+  // Whether the call may go ahead; then `permit` is set.
+  bool admitted;
+  // The permit (all zero when not admitted).
+  struct LlmrPermit permit;
+  // When not admitted: the state that rejected the call (`OPEN`, `HALF_OPEN` with every
+  // probe slot taken, or `FORCED_OPEN`). `CLOSED` when admitted.
+  LlmrBreakerState state;
+  // When not admitted: whether `retry_in_ms` is known (not when forced open).
+  bool has_retry_in_ms;
+  // When to try again, ms from `now_ms`.
+  uint64_t retry_in_ms;
+} LlmrAdmission;
+
+// What `llmr_breaker_record` did.
+typedef struct LlmrRecorded {
+  // The permit belongs to an earlier generation (or to a probe that already timed out):
+  // its result was ignored. `has_transition` is then false.
+  bool stale;
+  // Whether the outcome changed the state.
+  bool has_transition;
+  // The state before (`CLOSED` when there was no transition).
+  LlmrBreakerState from;
+  // The state after (`CLOSED` when there was no transition).
+  LlmrBreakerState to;
+} LlmrRecorded;
+
+// Numbers an operator or a metrics exporter can read (`llmr_breaker_counts`).
+typedef struct LlmrCounts {
+  // The state at `now_ms`.
+  LlmrBreakerState state;
+  // Calls in the failure-rate window.
+  uint64_t window_calls;
+  // Counted failures in the window.
+  uint64_t window_failures;
+  // Slow calls in the window.
+  uint64_t window_slow;
+  // Counted failures in a row.
+  uint32_t consecutive_failures;
+  // Probes admitted and not yet reported.
+  uint32_t probes_in_flight;
+  // Successful probes in this half-open period.
+  uint32_t probe_successes;
+  // How many times the breaker has opened (trips and re-opens).
+  uint64_t times_opened;
+  // Calls rejected since creation.
+  uint64_t rejected;
+  // The current generation (it grows on every state change).
+  uint64_t generation;
+} LlmrCounts;
+
+// A change of state, or none (`has_transition` false; `from` and `to` are then `CLOSED`).
+typedef struct LlmrTransition {
+  // Whether the state changed.
+  bool has_transition;
+  // The state before.
+  LlmrBreakerState from;
+  // The state after.
+  LlmrBreakerState to;
+} LlmrTransition;
 
 // One response header: UTF-8 name and value, each a pointer and a length (no NUL needed).
 //
@@ -196,6 +339,241 @@ typedef struct LlmrClassification {
 extern "C" {
 #endif // __cplusplus
 
+// Does nothing. It exists for benchmarks: the cost of calling it is the cost of crossing the
+// language boundary (a cgo call from Go, an FFI call from Python), the baseline that the
+// other functions' overhead is measured against.
+void llmr_noop(void);
+
+// Creates a closed breaker from a JSON `BreakerConfig` (UTF-8, `config_len` bytes, no NUL
+// needed; `{}` takes every default: 5 consecutive failures or 50 % of the last 20 calls (at
+// least 10) trip it, open 60 s, one probe, one success to close).
+//
+// Returns `LLMR_OK` with a new handle in `*out`, or `LLMR_NULL_PARAMETER` (`config` or
+// `out` NULL), `LLMR_INPUT_TOO_LARGE` (over `LLMR_LIMIT_JSON_BYTES`), `LLMR_INVALID_CONFIG`
+// (malformed JSON, an unknown field, or values out of range: then, if `error_out` is not
+// NULL, `*error_out` is a string naming every rejected field, to release with
+// `llmr_string_free`) or `LLMR_PANIC`. On any error `*out` is NULL.
+//
+// # Safety
+//
+// `config` must be NULL or valid for reads of `config_len` bytes. `out` must be NULL or
+// valid for a write of a pointer; so must `error_out` (which may be NULL).
+LlmrResult llmr_breaker_new(const char *config,
+                            size_t config_len,
+                            struct LlmrBreaker **out,
+                            char **error_out);
+
+// Creates a breaker from a snapshot written by `llmr_breaker_snapshot` (possibly by another
+// process, before a restart). Results, errors and safety as for `llmr_breaker_new`; a
+// corrupted snapshot is `LLMR_INVALID_CONFIG` with every problem named.
+//
+// # Safety
+//
+// As for `llmr_breaker_new`, with `snapshot` in place of `config`.
+LlmrResult llmr_breaker_restore(const char *snapshot,
+                                size_t snapshot_len,
+                                struct LlmrBreaker **out,
+                                char **error_out);
+
+// Releases a breaker. NULL does nothing. No other thread may use the handle during or after
+// the call.
+//
+// # Safety
+//
+// `breaker` must be NULL or a handle from `llmr_breaker_new` / `llmr_breaker_restore` that
+// was not freed.
+void llmr_breaker_free(struct LlmrBreaker *breaker);
+
+// Exports the breaker's whole state as JSON into `*json_out` (release it with
+// `llmr_string_free`); `llmr_breaker_restore` reads it back.
+//
+// Returns `LLMR_OK`, `LLMR_NULL_PARAMETER` or `LLMR_PANIC`; on an error `*json_out` is NULL.
+//
+// # Safety
+//
+// `breaker` must be NULL or a live handle; `json_out` NULL or valid for a write of a pointer.
+LlmrResult llmr_breaker_snapshot(const struct LlmrBreaker *breaker, char **json_out);
+
+// Asks to make a call at `now_ms`: fills `*out` with a permit (`admitted`) or the rejecting
+// state and when to retry. The hot path: no JSON, no allocation.
+//
+// Returns `LLMR_OK`, `LLMR_NULL_PARAMETER` or `LLMR_PANIC`; on an error `*out` is zeroed
+// (not admitted).
+//
+// # Safety
+//
+// `breaker` must be NULL or a live handle; `out` NULL or valid for a write of an
+// `LlmrAdmission`.
+LlmrResult llmr_breaker_acquire(const struct LlmrBreaker *breaker,
+                                uint64_t now_ms,
+                                struct LlmrAdmission *out);
+
+// Records how the call admitted by `*permit` ended, at `now_ms`: `outcome` is an
+// `LlmrOutcome` value; for `LLMR_OUTCOME_FAILURE`, `kind` is its `LlmrErrorKind` value and
+// `retry_after_ms` (if `has_retry_after`) the server's retry hint, which may keep the breaker
+// open longer. `kind` and the hint are ignored for other outcomes. Fills `*out` with whether
+// the result was stale and the transition it caused, if any. No JSON, no allocation.
+//
+// Returns `LLMR_OK`, `LLMR_NULL_PARAMETER`, `LLMR_INVALID_ARGUMENT` (an outcome or kind
+// value outside its enum; nothing was recorded) or `LLMR_PANIC`; on an error `*out` is
+// zeroed.
+//
+// # Safety
+//
+// `breaker` must be NULL or a live handle; `permit` NULL or valid for a read of an
+// `LlmrPermit`; `out` NULL or valid for a write of an `LlmrRecorded`.
+LlmrResult llmr_breaker_record(const struct LlmrBreaker *breaker,
+                               const struct LlmrPermit *permit,
+                               uint32_t outcome,
+                               uint32_t kind,
+                               bool has_retry_after,
+                               uint64_t retry_after_ms,
+                               uint64_t now_ms,
+                               struct LlmrRecorded *out);
+
+// Writes the state at `now_ms` to `*out` (an open breaker whose period has ended reads as
+// half-open). Returns `LLMR_OK`, `LLMR_NULL_PARAMETER` or `LLMR_PANIC`.
+//
+// # Safety
+//
+// `breaker` must be NULL or a live handle; `out` NULL or valid for a write of an
+// `LlmrBreakerState`.
+LlmrResult llmr_breaker_state(const struct LlmrBreaker *breaker,
+                              uint64_t now_ms,
+                              LlmrBreakerState *out);
+
+// Writes the counts at `now_ms` to `*out`. Returns `LLMR_OK`, `LLMR_NULL_PARAMETER` or
+// `LLMR_PANIC`; on an error `*out` is zeroed.
+//
+// # Safety
+//
+// `breaker` must be NULL or a live handle; `out` NULL or valid for a write of an
+// `LlmrCounts`.
+LlmrResult llmr_breaker_counts(const struct LlmrBreaker *breaker,
+                               uint64_t now_ms,
+                               struct LlmrCounts *out);
+
+// Forces the breaker open: every call is rejected (without a retry time) until
+// `llmr_breaker_reset`. Writes the transition to `*out` (none if it was forced open already).
+// Returns `LLMR_OK`, `LLMR_NULL_PARAMETER` or `LLMR_PANIC`.
+//
+// # Safety
+//
+// `breaker` must be NULL or a live handle; `out` NULL or valid for a write of an
+// `LlmrTransition`.
+LlmrResult llmr_breaker_force_open(const struct LlmrBreaker *breaker,
+                                   uint64_t now_ms,
+                                   struct LlmrTransition *out);
+
+// Disables the breaker: every call is admitted and nothing is counted until
+// `llmr_breaker_reset`. Results and safety as for `llmr_breaker_force_open`.
+//
+// # Safety
+//
+// As for `llmr_breaker_force_open`.
+LlmrResult llmr_breaker_disable(const struct LlmrBreaker *breaker,
+                                uint64_t now_ms,
+                                struct LlmrTransition *out);
+
+// Resets the breaker to closed with empty counts (also ends forced-open and disabled).
+// Results and safety as for `llmr_breaker_force_open`.
+//
+// # Safety
+//
+// As for `llmr_breaker_force_open`.
+LlmrResult llmr_breaker_reset(const struct LlmrBreaker *breaker,
+                              uint64_t now_ms,
+                              struct LlmrTransition *out);
+
+// Creates a keyed set of at most `max_keys` (1..=100 000) breakers, each built from the JSON
+// `BreakerConfig` (as for `llmr_breaker_new`). When a new key arrives and the set is full, a
+// breaker with nothing counted goes first, then the least recently used closed one; open
+// ones go last.
+//
+// Returns as `llmr_breaker_new` (an out-of-range `max_keys` is `LLMR_INVALID_CONFIG`, listed
+// with the config's problems).
+//
+// # Safety
+//
+// As for `llmr_breaker_new`.
+LlmrResult llmr_breaker_set_new(const char *config,
+                                size_t config_len,
+                                size_t max_keys,
+                                struct LlmrBreakerSet **out,
+                                char **error_out);
+
+// Creates a set from a snapshot written by `llmr_breaker_set_snapshot`. Results, errors and
+// safety as for `llmr_breaker_restore`.
+//
+// # Safety
+//
+// As for `llmr_breaker_restore`.
+LlmrResult llmr_breaker_set_restore(const char *snapshot,
+                                    size_t snapshot_len,
+                                    struct LlmrBreakerSet **out,
+                                    char **error_out);
+
+// Releases a set. NULL does nothing. No other thread may use the handle during or after the
+// call.
+//
+// # Safety
+//
+// `set` must be NULL or a handle from `llmr_breaker_set_new` / `llmr_breaker_set_restore`
+// that was not freed.
+void llmr_breaker_set_free(struct LlmrBreakerSet *set);
+
+// Exports the set's whole state as JSON into `*json_out` (release it with
+// `llmr_string_free`); `llmr_breaker_set_restore` reads it back. Returns `LLMR_OK`,
+// `LLMR_NULL_PARAMETER` or `LLMR_PANIC`; on an error `*json_out` is NULL.
+//
+// # Safety
+//
+// `set` must be NULL or a live handle; `json_out` NULL or valid for a write of a pointer.
+LlmrResult llmr_breaker_set_snapshot(const struct LlmrBreakerSet *set, char **json_out);
+
+// Writes the keys the set holds, sorted, as a JSON array of strings into `*json_out`
+// (release it with `llmr_string_free`). Results and safety as for
+// `llmr_breaker_set_snapshot`.
+//
+// # Safety
+//
+// As for `llmr_breaker_set_snapshot`.
+LlmrResult llmr_breaker_set_keys(const struct LlmrBreakerSet *set, char **json_out);
+
+// `llmr_breaker_acquire` for the breaker of `key` (UTF-8, 1..=256 bytes; created when new,
+// evicting one when the set is full). A new key allocates once; a known key does not.
+//
+// Returns `LLMR_OK`, `LLMR_NULL_PARAMETER`, `LLMR_INVALID_KEY` (empty, or longer than 256
+// bytes), `LLMR_INVALID_UTF8` or `LLMR_PANIC`; on an error `*out` is zeroed.
+//
+// # Safety
+//
+// `set` must be NULL or a live handle; `key` NULL or valid for reads of `key_len` bytes;
+// `out` NULL or valid for a write of an `LlmrAdmission`.
+LlmrResult llmr_breaker_set_acquire(const struct LlmrBreakerSet *set,
+                                    const char *key,
+                                    size_t key_len,
+                                    uint64_t now_ms,
+                                    struct LlmrAdmission *out);
+
+// `llmr_breaker_record` for the breaker of `key`. A key that is no longer held (evicted
+// since the permit was given) makes the result stale. Returns as `llmr_breaker_record`, plus
+// `LLMR_INVALID_KEY` and `LLMR_INVALID_UTF8` for the key.
+//
+// # Safety
+//
+// As for `llmr_breaker_record` and, for `key`, `llmr_breaker_set_acquire`.
+LlmrResult llmr_breaker_set_record(const struct LlmrBreakerSet *set,
+                                   const char *key,
+                                   size_t key_len,
+                                   const struct LlmrPermit *permit,
+                                   uint32_t outcome,
+                                   uint32_t kind,
+                                   bool has_retry_after,
+                                   uint64_t retry_after_ms,
+                                   uint64_t now_ms,
+                                   struct LlmrRecorded *out);
+
 // Classifies one failed call: reads `*input`, fills `*out`.
 //
 // Returns `LLMR_OK`, or `LLMR_NULL_PARAMETER` (`input` or `out` NULL, or a NULL pointer with
@@ -231,9 +609,19 @@ void llmr_classification_free(struct LlmrClassification *classification);
 // an out-of-range value is answered rather than undefined behaviour).
 const char *llmr_error_kind_name(uint32_t kind);
 
+// Releases a string this library handed out on its own (an error message, a JSON snapshot,
+// a key list). NULL does nothing. Strings inside structs are released by that struct's free
+// function instead (`llmr_classification_free`).
+//
+// # Safety
+//
+// `s` must be NULL or a string returned by this library through a `char **` output, not
+// freed since.
+void llmr_string_free(char *s);
+
 // Returns the name of a result code as a static, NUL-terminated string: `"ok"`,
 // `"null-parameter"`, `"invalid-utf8"`, `"input-too-large"`, `"panic"`, `"invalid-config"`,
-// `"invalid-key"`, `"zero-units"`, `"exceeds-burst"`, or
+// `"invalid-key"`, `"zero-units"`, `"exceeds-burst"`, `"invalid-argument"`, or
 // `"invalid-result"` for a value that is not an `LlmrResult`.
 //
 // `result` is any `LlmrResult` value (taken as `uint32_t` so that an out-of-range value is

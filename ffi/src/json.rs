@@ -146,7 +146,9 @@ mod tests {
         unsafe {
             let v: serde_json::Value = read_json(good.as_ptr().cast(), good.len()).ok().unwrap();
             assert_eq!(v["a"], 1);
-            let null = read_json::<serde_json::Value>(ptr::null(), 0).err().unwrap();
+            let null = read_json::<serde_json::Value>(ptr::null(), 0)
+                .err()
+                .unwrap();
             assert_eq!(null.code, LlmrResult::LlmrNullParameter);
             let bad = b"{\"a\": \xff}";
             let e = read_json::<serde_json::Value>(bad.as_ptr().cast(), bad.len())

@@ -42,18 +42,35 @@
 // One unsafe operation per block, each with its own SAFETY comment (tests may group calls).
 #![cfg_attr(not(test), warn(clippy::multiple_unsafe_ops_per_block))]
 
+mod breaker;
 mod classify;
+mod json;
 mod panic;
 mod ptr;
 mod result;
 mod version;
 
+pub use breaker::{
+    LlmrAdmission, LlmrBreaker, LlmrBreakerSet, LlmrBreakerState, LlmrCounts, LlmrOutcome,
+    LlmrPermit, LlmrRecorded, LlmrTransition, llmr_breaker_acquire, llmr_breaker_counts,
+    llmr_breaker_disable, llmr_breaker_force_open, llmr_breaker_free, llmr_breaker_new,
+    llmr_breaker_record, llmr_breaker_reset, llmr_breaker_restore, llmr_breaker_set_acquire,
+    llmr_breaker_set_free, llmr_breaker_set_keys, llmr_breaker_set_new, llmr_breaker_set_record,
+    llmr_breaker_set_restore, llmr_breaker_set_snapshot, llmr_breaker_snapshot, llmr_breaker_state,
+};
 pub use classify::{
     LLMR_LIMIT_BODY_BYTES, LLMR_LIMIT_HEADERS, LLMR_LIMIT_STRING_BYTES, LlmrClassification,
     LlmrClassifyInput, LlmrErrorKind, LlmrHeader, llmr_classification_free, llmr_classify,
     llmr_error_kind_name,
 };
+pub use json::{LLMR_LIMIT_JSON_BYTES, llmr_string_free};
 pub use result::{LlmrResult, llmr_result_name};
 pub use version::llmr_version;
+
+/// Does nothing. It exists for benchmarks: the cost of calling it is the cost of crossing the
+/// language boundary (a cgo call from Go, an FFI call from Python), the baseline that the
+/// other functions' overhead is measured against.
+#[unsafe(no_mangle)]
+pub extern "C" fn llmr_noop() {}
 
 include!(concat!(env!("OUT_DIR"), "/version_symbol.rs"));

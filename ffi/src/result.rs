@@ -35,11 +35,14 @@ pub enum LlmrResult {
     LlmrZeroUnits = 7,
     /// A rate-limit check asked for more units than the burst: no wait would allow it.
     LlmrExceedsBurst = 8,
+    /// An enum argument passed as `uint32_t` (an `LlmrOutcome`, an `LlmrErrorKind`) had a
+    /// value outside its documented set; the call had no effect.
+    LlmrInvalidArgument = 9,
 }
 
 impl LlmrResult {
     /// Every code, in numeric order.
-    pub(crate) const ALL: [LlmrResult; 9] = [
+    pub(crate) const ALL: [LlmrResult; 10] = [
         LlmrResult::LlmrOk,
         LlmrResult::LlmrNullParameter,
         LlmrResult::LlmrInvalidUtf8,
@@ -49,6 +52,7 @@ impl LlmrResult {
         LlmrResult::LlmrInvalidKey,
         LlmrResult::LlmrZeroUnits,
         LlmrResult::LlmrExceedsBurst,
+        LlmrResult::LlmrInvalidArgument,
     ];
 
     /// The stable, kebab-case name of the code (`"invalid-utf8"`).
@@ -63,6 +67,7 @@ impl LlmrResult {
             LlmrResult::LlmrInvalidKey => c"invalid-key",
             LlmrResult::LlmrZeroUnits => c"zero-units",
             LlmrResult::LlmrExceedsBurst => c"exceeds-burst",
+            LlmrResult::LlmrInvalidArgument => c"invalid-argument",
         }
     }
 
@@ -74,7 +79,7 @@ impl LlmrResult {
 
 /// Returns the name of a result code as a static, NUL-terminated string: `"ok"`,
 /// `"null-parameter"`, `"invalid-utf8"`, `"input-too-large"`, `"panic"`, `"invalid-config"`,
-/// `"invalid-key"`, `"zero-units"`, `"exceeds-burst"`, or
+/// `"invalid-key"`, `"zero-units"`, `"exceeds-burst"`, `"invalid-argument"`, or
 /// `"invalid-result"` for a value that is not an `LlmrResult`.
 ///
 /// `result` is any `LlmrResult` value (taken as `uint32_t` so that an out-of-range value is
@@ -96,7 +101,7 @@ mod tests {
     #[test]
     fn codes_are_stable_and_named() {
         let values: Vec<u32> = LlmrResult::ALL.iter().map(|r| *r as u32).collect();
-        assert_eq!(values, [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(values, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
         for r in LlmrResult::ALL {
             // SAFETY: llmr_result_name returns a static NUL-terminated string.
             let name = unsafe { CStr::from_ptr(llmr_result_name(r as u32)) };
