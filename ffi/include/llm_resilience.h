@@ -149,6 +149,57 @@ typedef uint32_t LlmrErrorKind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// What to do about a failed attempt. Values are part of the ABI and never reused.
+enum LlmrRetryAction
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Send the same request again after `after_ms`.
+  LLMR_RETRY_ACTION_RETRY = 0,
+  // Shrink the request to at most `target_tokens`, then send it after `after_ms`.
+  LLMR_RETRY_ACTION_SHRINK_CONTEXT = 1,
+  // Stop and report the failure; `reason` says why.
+  LLMR_RETRY_ACTION_GIVE_UP = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum LlmrRetryAction LlmrRetryAction;
+#else
+typedef uint32_t LlmrRetryAction;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Why a call gave up. Values are part of the ABI and never reused.
+enum LlmrGiveUpReason
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // Not a give-up (the action is retry or shrink-context).
+  LLMR_GIVE_UP_REASON_NONE = 0,
+  // The failure cannot be cured by retrying (`kind` says which).
+  LLMR_GIVE_UP_REASON_PERMANENT = 1,
+  // The retries allowed for this kind (`kind`), or for the call, are used up (`retries`
+  // made so far).
+  LLMR_GIVE_UP_REASON_ATTEMPTS_EXHAUSTED = 2,
+  // The service-wide retry budget is empty.
+  LLMR_GIVE_UP_REASON_BUDGET_EXHAUSTED = 3,
+  // The server asked for a longer wait (`wait_ms`) than the policy allows (`ceiling_ms`).
+  LLMR_GIVE_UP_REASON_WAIT_TOO_LONG = 4,
+  // The retry (at `retry_at_ms`) would pass the call's deadline (`deadline_at_ms`).
+  LLMR_GIVE_UP_REASON_DEADLINE = 5,
+  // Context overflow, but neither the error nor the caller gives a size to shrink from.
+  LLMR_GIVE_UP_REASON_CANNOT_SHRINK = 6,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum LlmrGiveUpReason LlmrGiveUpReason;
+#else
+typedef uint32_t LlmrGiveUpReason;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // How an admitted call ended. The values are part of the ABI and are never reused; the
 // functions take it as `uint32_t` so that an out-of-range value is answered with
 // `LLMR_INVALID_ARGUMENT`, not undefined behaviour.
@@ -182,6 +233,23 @@ typedef struct LlmrBreaker LlmrBreaker;
 // with `llmr_breaker_set_new` or `llmr_breaker_set_restore`, release it with
 // `llmr_breaker_set_free`. Safe to share between threads.
 typedef struct LlmrBreakerSet LlmrBreakerSet;
+
+// A keyed rate limiter (GCRA, weighted, bounded memory). Create it with
+// `llmr_rate_limiter_new` or `llmr_rate_limiter_restore`, release it with
+// `llmr_rate_limiter_free`. Safe to use from many threads at once.
+typedef struct LlmrRateLimiter LlmrRateLimiter;
+
+// A service-wide retry budget (`llmr_retry_budget_new`, `llmr_retry_budget_free`): retries
+// allowed are a share of recent requests plus a small floor. Safe to share between threads.
+typedef struct LlmrRetryBudget LlmrRetryBudget;
+
+// One call's retry state (`llmr_retry_start_call`, `llmr_retry_call_free`). Drive it from one
+// thread at a time (a mutex inside keeps misuse memory-safe).
+typedef struct LlmrRetryCall LlmrRetryCall;
+
+// A validated retry policy (`llmr_retry_policy_new`, `llmr_retry_policy_free`). Immutable:
+// any number of threads may use one at once.
+typedef struct LlmrRetryPolicy LlmrRetryPolicy;
 
 // Permission to make one call, from `llmr_breaker_acquire`. Pass it back, unchanged, to
 // `llmr_breaker_record`. Plain data: copy it freely; nothing to free.
@@ -334,6 +402,65 @@ typedef struct LlmrClassification {
   // shown as U+FFFD); never NULL after `LLMR_OK`, possibly empty.
   char *message;
 } LlmrClassification;
+
+// The answer to `llmr_rate_limiter_check`.
+typedef struct LlmrVerdict {
+  // Whether the units were allowed (and spent).
+  bool allowed;
+  // When allowed: units that could still be spent right now. 0 when denied.
+  uint32_t remaining;
+  // When denied: how long until the same request would be allowed, ms (rounded up). 0 when
+  // allowed.
+  uint64_t retry_in_ms;
+} LlmrVerdict;
+
+// The failure a decision is about: the fields of an `LlmrClassification` the policy reads.
+// Each `has_*` flag says whether the value after it is present.
+typedef struct LlmrFailure {
+  // An `LlmrErrorKind` value; any other value is `LLMR_INVALID_ARGUMENT`.
+  uint32_t kind;
+  // Whether retrying the same request can succeed.
+  bool retryable;
+  // Whether the server said how long to wait.
+  bool has_retry_after_ms;
+  // How long the server asked to wait, ms.
+  uint64_t retry_after_ms;
+  // Whether the error states the context limit.
+  bool has_limit_tokens;
+  // The context limit or per-request cap the error states, in tokens.
+  uint64_t limit_tokens;
+  // Whether the error states the request size.
+  bool has_requested_tokens;
+  // The size of the request the error states, in tokens.
+  uint64_t requested_tokens;
+} LlmrFailure;
+
+// A retry decision. Fields that do not apply to `action` (or to `reason`) are 0.
+typedef struct LlmrDecision {
+  // What to do.
+  LlmrRetryAction action;
+  // Retry and shrink-context: how long to wait before sending, ms.
+  uint64_t after_ms;
+  // Retry and shrink-context: the number of the attempt about to be made (2 for the first
+  // retry).
+  uint32_t attempt;
+  // Shrink-context: the request size to aim for, in tokens.
+  uint64_t target_tokens;
+  // Give-up: why (`LLMR_GIVE_UP_REASON_NONE` otherwise).
+  LlmrGiveUpReason reason;
+  // Permanent and attempts-exhausted: the failure's kind.
+  LlmrErrorKind kind;
+  // Attempts-exhausted: retries already made in the call.
+  uint32_t retries;
+  // Wait-too-long: what the server asked for, ms.
+  uint64_t wait_ms;
+  // Wait-too-long: the policy's ceiling, ms.
+  uint64_t ceiling_ms;
+  // Deadline: when the retry would have been sent (caller's clock, ms).
+  uint64_t retry_at_ms;
+  // Deadline: the call's deadline (caller's clock, ms).
+  uint64_t deadline_at_ms;
+} LlmrDecision;
 
 #ifdef __cplusplus
 extern "C" {
@@ -619,6 +746,136 @@ const char *llmr_error_kind_name(uint32_t kind);
 // freed since.
 void llmr_string_free(char *s);
 
+// Creates a limiter from a `RateLimitConfig` JSON object: `{"limit": 10, "period_ms": 60000,
+// "burst": 10, "max_keys": 100000, "hash_seed": 0}`. Every field is optional (the values
+// shown are the defaults; `burst` defaults to `limit`). Pass `{}` for all defaults.
+//
+// Returns `LLMR_OK` (`*out` is a new handle), `LLMR_NULL_PARAMETER` (`out` or
+// `config_json` NULL), `LLMR_INPUT_TOO_LARGE` (over `LLMR_LIMIT_JSON_BYTES`) or
+// `LLMR_INVALID_CONFIG` (not UTF-8, bad JSON, an unknown field, or a value out of range;
+// `*error_out` names every problem). On any result but `LLMR_OK`, `*out` is NULL.
+//
+// `error_out` may be NULL. Otherwise it is set to NULL, or, after `LLMR_INVALID_CONFIG`, to an
+// owned message to release with `llmr_string_free`.
+//
+// # Safety
+//
+// `config_json`, if not NULL, must be valid for reads of `config_json_len` bytes. `out` and
+// `error_out`, if not NULL, must be valid for a write of one pointer.
+LlmrResult llmr_rate_limiter_new(const char *config_json,
+                                 size_t config_json_len,
+                                 struct LlmrRateLimiter **out,
+                                 char **error_out);
+
+// Rebuilds a limiter from the JSON `llmr_rate_limiter_snapshot` produced (its config is
+// validated again). Results, `out` and `error_out` as for `llmr_rate_limiter_new`.
+//
+// # Safety
+//
+// As for `llmr_rate_limiter_new`.
+LlmrResult llmr_rate_limiter_restore(const char *snapshot_json,
+                                     size_t snapshot_json_len,
+                                     struct LlmrRateLimiter **out,
+                                     char **error_out);
+
+// Exports the limiter's state as JSON (its config, the latest time seen, and each key's hash
+// and state, least recently used first) into `*json_out`, an owned NUL-terminated string to
+// release with `llmr_string_free`. Session ids are not in it, only their seeded hashes.
+//
+// Returns `LLMR_OK`, `LLMR_NULL_PARAMETER` (`limiter` or `json_out` NULL; `*json_out` is then
+// NULL if writable) or `LLMR_PANIC`.
+//
+// # Safety
+//
+// `limiter` must be NULL or a live handle; `json_out`, if not NULL, must be valid for a write
+// of one pointer.
+LlmrResult llmr_rate_limiter_snapshot(const struct LlmrRateLimiter *limiter, char **json_out);
+
+// Releases a limiter. NULL does nothing.
+//
+// # Safety
+//
+// `limiter` must be NULL or a handle from this library not freed since, and no other thread
+// may be using it.
+void llmr_rate_limiter_free(struct LlmrRateLimiter *limiter);
+
+// Asks to spend `units` for `key` (a session id, UTF-8, 1..=256 bytes) at `now_ms`. Allowed
+// units are spent at once; a denial spends nothing and says when the same request would be
+// allowed. Parses no JSON; allocates only when the key is new.
+//
+// Returns `LLMR_OK` (`*out` holds the verdict), `LLMR_NULL_PARAMETER`, `LLMR_INVALID_UTF8`
+// (the key), `LLMR_INVALID_KEY` (empty, or over 256 bytes), `LLMR_INPUT_TOO_LARGE` (a key over
+// `LLMR_LIMIT_STRING_BYTES`), `LLMR_ZERO_UNITS`, `LLMR_EXCEEDS_BURST` (more units than the
+// burst: no wait would allow them) or `LLMR_PANIC`. On any result but `LLMR_OK`, `*out` is
+// zeroed.
+//
+// # Safety
+//
+// `limiter` must be NULL or a live handle; `key`, if not NULL, valid for reads of `key_len`
+// bytes; `out`, if not NULL, valid for a write of one `LlmrVerdict`.
+LlmrResult llmr_rate_limiter_check(const struct LlmrRateLimiter *limiter,
+                                   const char *key,
+                                   size_t key_len,
+                                   uint32_t units,
+                                   uint64_t now_ms,
+                                   struct LlmrVerdict *out);
+
+// Settles a reservation: `reserved` units were allowed for `key` by an earlier check, the call
+// really cost `actual`. The difference is refunded (never beyond a fresh key's full burst) or
+// debited (later checks wait longer). Use it for tokens per minute: check the estimate, settle
+// the real count.
+//
+// Returns `LLMR_OK`, `LLMR_NULL_PARAMETER`, `LLMR_INVALID_UTF8`, `LLMR_INVALID_KEY`,
+// `LLMR_INPUT_TOO_LARGE` or `LLMR_PANIC`.
+//
+// # Safety
+//
+// As for `llmr_rate_limiter_check` (without `out`).
+LlmrResult llmr_rate_limiter_settle(const struct LlmrRateLimiter *limiter,
+                                    const char *key,
+                                    size_t key_len,
+                                    uint32_t reserved,
+                                    uint32_t actual,
+                                    uint64_t now_ms);
+
+// Denies `key` until `until_ms` (on the same clock as `now_ms`), e.g. after a provider's 429
+// with a retry hint. Never shortens an existing wait.
+//
+// Returns as `llmr_rate_limiter_settle`.
+//
+// # Safety
+//
+// As for `llmr_rate_limiter_check` (without `out`).
+LlmrResult llmr_rate_limiter_block_until(const struct LlmrRateLimiter *limiter,
+                                         const char *key,
+                                         size_t key_len,
+                                         uint64_t until_ms,
+                                         uint64_t now_ms);
+
+// Writes to `*out` the units `key` could spend at `now_ms` without waiting. Spends nothing.
+//
+// Returns as `llmr_rate_limiter_settle`; on any result but `LLMR_OK`, `*out` is 0.
+//
+// # Safety
+//
+// As for `llmr_rate_limiter_check`, with `out` valid for a write of one `uint32_t`.
+LlmrResult llmr_rate_limiter_remaining(const struct LlmrRateLimiter *limiter,
+                                       const char *key,
+                                       size_t key_len,
+                                       uint64_t now_ms,
+                                       uint32_t *out);
+
+// Writes to `*out` the number of keys the limiter holds (at most its `max_keys`).
+//
+// Returns `LLMR_OK`, `LLMR_NULL_PARAMETER` or `LLMR_PANIC`; on any result but `LLMR_OK`,
+// `*out` is 0.
+//
+// # Safety
+//
+// `limiter` must be NULL or a live handle; `out`, if not NULL, valid for a write of one
+// `size_t`.
+LlmrResult llmr_rate_limiter_len(const struct LlmrRateLimiter *limiter, size_t *out);
+
 // Returns the name of a result code as a static, NUL-terminated string: `"ok"`,
 // `"null-parameter"`, `"invalid-utf8"`, `"input-too-large"`, `"panic"`, `"invalid-config"`,
 // `"invalid-key"`, `"zero-units"`, `"exceeds-burst"`, `"invalid-argument"`, or
@@ -627,6 +884,134 @@ void llmr_string_free(char *s);
 // `result` is any `LlmrResult` value (taken as `uint32_t` so that an out-of-range value is
 // answered, not undefined behaviour). The string must not be freed.
 const char *llmr_result_name(uint32_t result);
+
+// Creates a policy from a `RetryConfig` JSON object; every field is optional (`{}`: all
+// defaults): `max_retries` (per kind, e.g. `{"rate-limited": 4}`; kinds not listed get 0; default rate-limited 4, timeout 2, context-overflow 2, overloaded 4, unavailable 3,
+// server-error 2, network 3), `max_total_retries` (6), `base_delay_ms` (500, > 0),
+// `max_delay_ms` (30000, ≥ base), `jitter` (`"none"`, `"full"` (default) or
+// `"decorrelated"`), `max_server_wait_ms` (60000), `deadline_ms` (120000; `null`: none; not
+// 0), `shrink_percent` (70, 1..=99), `shrink_margin_percent` (5, ≤ 50).
+//
+// Returns `LLMR_OK` (`*out` is a new handle), `LLMR_NULL_PARAMETER`, `LLMR_INPUT_TOO_LARGE` or
+// `LLMR_INVALID_CONFIG` (not UTF-8, bad JSON, an unknown field, a value out of range;
+// `*error_out`, if asked for, names every problem; release it with `llmr_string_free`). On any result but `LLMR_OK`, `*out` is NULL.
+//
+// # Safety
+//
+// `config_json`, if not NULL, must be valid for reads of `config_json_len` bytes. `out` and
+// `error_out`, if not NULL, must be valid for a write of one pointer.
+LlmrResult llmr_retry_policy_new(const char *config_json,
+                                 size_t config_json_len,
+                                 struct LlmrRetryPolicy **out,
+                                 char **error_out);
+
+// Creates a budget from a `BudgetConfig` JSON object; every field is optional: `window_ms`
+// (10000, ≥ 10), `min_retries_per_sec` (10), `retry_percent` (20, ≤ 1000). Results, `out` and
+// `error_out` as for `llmr_retry_policy_new`.
+//
+// # Safety
+//
+// As for `llmr_retry_policy_new`.
+LlmrResult llmr_retry_budget_new(const char *config_json,
+                                 size_t config_json_len,
+                                 struct LlmrRetryBudget **out,
+                                 char **error_out);
+
+// Records one original request at `now_ms` (`llmr_retry_start_call` already does, for the
+// calls it starts).
+//
+// Returns `LLMR_OK`, `LLMR_NULL_PARAMETER` or `LLMR_PANIC`.
+//
+// # Safety
+//
+// `budget` must be NULL or a live handle.
+LlmrResult llmr_retry_budget_deposit(const struct LlmrRetryBudget *budget, uint64_t now_ms);
+
+// Writes to `*out` how many retries the budget would allow at `now_ms`.
+//
+// Returns `LLMR_OK`, `LLMR_NULL_PARAMETER` or `LLMR_PANIC`; on any result but `LLMR_OK`,
+// `*out` is 0.
+//
+// # Safety
+//
+// `budget` must be NULL or a live handle; `out`, if not NULL, valid for a write of one
+// `uint64_t`.
+LlmrResult llmr_retry_budget_available(const struct LlmrRetryBudget *budget,
+                                       uint64_t now_ms,
+                                       uint64_t *out);
+
+// Starts a call at `now_ms` and deposits it into `budget`. `seed` makes its jitter
+// reproducible: the same seed gives the same delays on every surface. `budget` may be NULL:
+// the call's retries are then limited by the policy alone.
+//
+// Returns `LLMR_OK` (`*call_out` is a new handle, release it with `llmr_retry_call_free`),
+// `LLMR_NULL_PARAMETER` (`policy` or `call_out` NULL) or `LLMR_PANIC`. On any result but
+// `LLMR_OK`, `*call_out` is NULL.
+//
+// # Safety
+//
+// `policy` and `budget` must be NULL or live handles; `call_out`, if not NULL, valid for a
+// write of one pointer.
+LlmrResult llmr_retry_start_call(const struct LlmrRetryPolicy *policy,
+                                 uint64_t now_ms,
+                                 uint64_t seed,
+                                 const struct LlmrRetryBudget *budget,
+                                 struct LlmrRetryCall **call_out);
+
+// Decides what to do about a failed attempt of `call`, at `now_ms`.
+//
+// `has_request_tokens`/`request_tokens` is the caller's own count of the request that failed;
+// it makes the shrink target of a context overflow exact in the caller's measure. A retry
+// withdraws one from `budget` (which may be NULL: no budget); a give-up costs nothing. Pass
+// the same budget as to `llmr_retry_start_call`.
+//
+// Returns `LLMR_OK` (`*out` holds the decision), `LLMR_NULL_PARAMETER` (`policy`, `call`,
+// `failure` or `out` NULL), `LLMR_INVALID_ARGUMENT` (`failure->kind` is not an
+// `LlmrErrorKind`; the call's state is unchanged) or `LLMR_PANIC`. On any result but `LLMR_OK`, `*out` is zeroed.
+//
+// # Safety
+//
+// `policy`, `call` and `budget` must be NULL or live handles; `failure`, if not NULL, must
+// point to a valid `LlmrFailure`; `out`, if not NULL, valid for a write of one
+// `LlmrDecision`.
+LlmrResult llmr_retry_decide(const struct LlmrRetryPolicy *policy,
+                             const struct LlmrRetryCall *call,
+                             const struct LlmrFailure *failure,
+                             uint64_t now_ms,
+                             bool has_request_tokens,
+                             uint64_t request_tokens,
+                             const struct LlmrRetryBudget *budget,
+                             struct LlmrDecision *out);
+
+// Releases a policy. NULL does nothing.
+//
+// # Safety
+//
+// `policy` must be NULL or a handle from this library not freed since, no longer in use.
+void llmr_retry_policy_free(struct LlmrRetryPolicy *policy);
+
+// Releases a budget. NULL does nothing.
+//
+// # Safety
+//
+// `budget` must be NULL or a handle from this library not freed since, no longer in use.
+void llmr_retry_budget_free(struct LlmrRetryBudget *budget);
+
+// Releases a call. NULL does nothing.
+//
+// # Safety
+//
+// `call` must be NULL or a handle from this library not freed since, no longer in use.
+void llmr_retry_call_free(struct LlmrRetryCall *call);
+
+// Returns the kebab-case name of an `LlmrRetryAction` (`"shrink-context"`), or
+// `"invalid-action"`, as a static string that must not be freed.
+const char *llmr_retry_action_name(uint32_t action);
+
+// Returns the kebab-case name of an `LlmrGiveUpReason` (`"budget-exhausted"`; `"none"` for
+// `LLMR_GIVE_UP_REASON_NONE`), or `"invalid-reason"`, as a static string that must not be
+// freed.
+const char *llmr_give_up_reason_name(uint32_t reason);
 
 // Returns the library version (`"0.1.0"`) as a static, NUL-terminated string that must not be
 // freed.

@@ -47,7 +47,9 @@ mod classify;
 mod json;
 mod panic;
 mod ptr;
+mod ratelimit;
 mod result;
+mod retry;
 mod version;
 
 pub use breaker::{
@@ -64,7 +66,19 @@ pub use classify::{
     llmr_error_kind_name,
 };
 pub use json::{LLMR_LIMIT_JSON_BYTES, llmr_string_free};
+pub use ratelimit::{
+    LlmrRateLimiter, LlmrVerdict, llmr_rate_limiter_block_until, llmr_rate_limiter_check,
+    llmr_rate_limiter_free, llmr_rate_limiter_len, llmr_rate_limiter_new,
+    llmr_rate_limiter_remaining, llmr_rate_limiter_restore, llmr_rate_limiter_settle,
+    llmr_rate_limiter_snapshot,
+};
 pub use result::{LlmrResult, llmr_result_name};
+pub use retry::{
+    LlmrDecision, LlmrFailure, LlmrGiveUpReason, LlmrRetryAction, LlmrRetryBudget, LlmrRetryCall,
+    LlmrRetryPolicy, llmr_give_up_reason_name, llmr_retry_action_name, llmr_retry_budget_available,
+    llmr_retry_budget_deposit, llmr_retry_budget_free, llmr_retry_budget_new, llmr_retry_call_free,
+    llmr_retry_decide, llmr_retry_policy_free, llmr_retry_policy_new, llmr_retry_start_call,
+};
 pub use version::llmr_version;
 
 /// Does nothing. It exists for benchmarks: the cost of calling it is the cost of crossing the

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds ffi/tests/c/classify_vectors.c against the static library and runs it twice:
+# Builds ffi/tests/c/classify_vectors.c (then ratelimit_vectors.c and retry_vectors.c) against
+# the static library and runs each twice:
 #   1. compiled with -fsanitize=address,undefined (leaks included),
 #   2. compiled plainly and run under valgrind --leak-check=full.
 # Fails on any vector failure, abuse-case failure, sanitizer report or valgrind error/leak.
@@ -55,4 +56,33 @@ case $rc in
     1) echo "[c] valgrind: clean (vector or abuse failures above)"; status=1 ;;
     *) echo "[c] valgrind: ERRORS (exit $rc)"; status=1 ;;
 esac
+
+# The rate limiter and retry step vectors (tests/vectors/{ratelimit,retry}.json): the same two
+# runs for each program.
+for prog in ratelimit_vectors retry_vectors; do
+    gcc "${common[@]}" -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
+        -fno-sanitize-recover=all "$root/ffi/tests/c/$prog.c" -o "$build/${prog}_asan" \
+        "${link[@]}" || exit 2
+    gcc "${common[@]}" -O1 "$root/ffi/tests/c/$prog.c" -o "$build/$prog" "${link[@]}" || exit 2
+    echo "[c] $prog run 1: AddressSanitizer + UndefinedBehaviorSanitizer"
+    ASAN_OPTIONS=detect_leaks=1:exitcode=98 UBSAN_OPTIONS=print_stacktrace=1 \
+        "$build/${prog}_asan" "$vectors"
+    rc=$?
+    case $rc in
+        0) echo "[c] $prog sanitizers: clean" ;;
+        1) echo "[c] $prog sanitizers: clean (vector or abuse failures above)"; status=1 ;;
+        *) echo "[c] $prog sanitizers: ERRORS (exit $rc)"; status=1 ;;
+    esac
+    echo "[c] $prog run 2: valgrind --leak-check=full"
+    valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possible \
+        --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 \
+        "$build/$prog" "$vectors" >"$build/$prog.valgrind.out" 2>&1
+    rc=$?
+    grep -v '^\[c\] FAIL' "$build/$prog.valgrind.out" || true
+    case $rc in
+        0) echo "[c] $prog valgrind: clean" ;;
+        1) echo "[c] $prog valgrind: clean (vector or abuse failures above)"; status=1 ;;
+        *) echo "[c] $prog valgrind: ERRORS (exit $rc)"; status=1 ;;
+    esac
+done
 exit $status
