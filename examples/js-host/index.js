@@ -31,6 +31,7 @@ export const MAX_BODY_BYTES = 256 * 1024;
 const U16_MAX = 0xffff;
 const U64_MAX = (1n << 64n) - 1n;
 const KINDS = new Set(ErrorKind);
+const encoder = new TextEncoder();
 
 /** Base class of every error that comes from the component or its loading. */
 export class PluginError extends Error {
@@ -48,6 +49,63 @@ export class PluginLoadError extends PluginError {}
  * `cause` is the original `WebAssembly.RuntimeError` (or `RangeError` for a stack overflow).
  */
 export class PluginTrap extends PluginError {}
+
+/**
+ * A breaker, limiter or retry handle belonged to an instance that trapped. A trap ends the
+ * instance and every resource in it; the plugin continues in a fresh one. Restore the state
+ * from a snapshot taken before.
+ */
+export class ResourceLostError extends PluginError {}
+
+/** The handle was closed (`close()` or `using`) and cannot be used. */
+export class ResourceClosedError extends Error {
+  constructor(message, options) {
+    super(message, options);
+    this.name = 'ResourceClosedError';
+  }
+}
+
+/** The component refused a config or a snapshot; `problems` lists every problem it found. */
+export class ConfigError extends RangeError {
+  constructor(what, problems) {
+    super(`invalid ${what}: ${problems.join('; ')}`);
+    this.name = 'ConfigError';
+    /** @type {string[]} */
+    this.problems = [...problems];
+  }
+}
+
+/** A key was refused: `code` is `empty-key` or `key-too-long` (over 256 bytes of UTF-8). */
+export class InvalidKeyError extends RangeError {
+  constructor(code, key) {
+    const shown = key.length <= 40 ? key : `${key.slice(0, 40)}…`;
+    super(`${code}: ${JSON.stringify(shown)} (${encoder.encode(key).length} bytes)`);
+    this.name = new.target.name;
+    this.code = code;
+    this.key = key;
+  }
+}
+
+/**
+ * A rate-limit check that cannot be answered: `code` is `zero-units`, `exceeds-burst`, or for a
+ * bad key `empty-key` / `key-too-long` (then the error is a `LimiterKeyError`, which is also an
+ * `InvalidKeyError`).
+ */
+export class LimitError extends RangeError {
+  constructor(code, message) {
+    super(message ?? code);
+    this.name = 'LimitError';
+    this.code = code;
+  }
+
+  static [Symbol.hasInstance](value) {
+    return Function.prototype[Symbol.hasInstance].call(this, value) ||
+      (this === LimitError && value instanceof LimiterKeyError);
+  }
+}
+
+/** A limiter refused a key: an `InvalidKeyError` that is also `instanceof LimitError`. */
+export class LimiterKeyError extends InvalidKeyError {}
 
 let generated;
 let generatedError;
@@ -68,13 +126,38 @@ function getCoreModule(name) {
   return module;
 }
 
+/** Symbol-keyed methods the resource classes use; not exported, so not public API. */
+const INVOKE = Symbol('llmr.invoke');
+const ADOPT = Symbol('llmr.adopt');
+const RELEASE = Symbol('llmr.release');
+
+const disposeSymbol = Symbol.dispose ?? Symbol.for('dispose');
+
+/** jco throws the `err` of a `result` as a ComponentError carrying it in `payload`. */
+function isResultError(err) {
+  return err instanceof Error && err.constructor?.name === 'ComponentError' && 'payload' in err;
+}
+
 /**
  * One instance of the component. Calls are synchronous; a trap makes the next call start from a
- * fresh instance.
+ * fresh instance. Breakers, limiters and retry objects created with `{ plugin }` live in this
+ * instance: a trap loses them (using one then throws `ResourceLostError`).
  */
 export class Plugin {
   #instantiateCore;
-  #exports = null;
+  #root = null;
+  #epoch = 0;
+  #live = 0;
+  /** WeakRefs to the raw resources of the current instance. */
+  #tracked = new Set();
+  /** Raw resources of instances that trapped: kept so that they are never finalized into them. */
+  #graveyard = [];
+  #registry = new FinalizationRegistry(({ epoch, ref }) => {
+    if (epoch === this.#epoch && this.#root) {
+      this.#live -= 1;
+      this.#tracked.delete(ref);
+    }
+  });
 
   /**
    * @param {object} [options]
@@ -105,21 +188,82 @@ export class Plugin {
     if (!iface || typeof iface.classify !== 'function' || typeof iface.version !== 'function') {
       throw new PluginLoadError('the component does not export llm:resilience/classify@0.1.0');
     }
-    this.#exports = iface;
+    this.#root = root;
+    this.#epoch += 1;
+    this.#live = 0;
+    this.#tracked = new Set();
+  }
+
+  #poison() {
+    // Keep the trapped instance's live resources reachable: were they collected, jco would run
+    // their destructors inside the broken instance (from a finalizer, where a throw is fatal).
+    for (const ref of this.#tracked) {
+      const raw = ref.deref();
+      if (raw) this.#graveyard.push(raw);
+    }
+    this.#tracked = new Set();
+    this.#root = null;
+    this.#live = 0;
+  }
+
+  /** Resource handles created in the current instance and not yet released (closed or collected). */
+  get liveResources() {
+    return this.#live;
+  }
+
+  /**
+   * Calls `fn(iface)` on interface `name` of the instance `epoch` (null: the current one, made
+   * if needed). Returns `{ value, epoch }`, or `{ error }` with a `result`'s err payload.
+   */
+  [INVOKE](epoch, name, what, fn) {
+    if (epoch !== null && (epoch !== this.#epoch || !this.#root)) {
+      throw new ResourceLostError(
+        `${what}: the handle was lost when the component trapped (its instance was replaced); restore it from a snapshot`,
+      );
+    }
+    if (!this.#root) this.#instantiate();
+    const iface = this.#root[`llm:resilience/${name}@0.1.0`] ?? this.#root[name];
+    if (!iface) throw new PluginLoadError(`the component does not export llm:resilience/${name}@0.1.0`);
+    try {
+      return { value: fn(iface), epoch: this.#epoch };
+    } catch (err) {
+      if (isResultError(err)) return { error: err.payload, epoch: this.#epoch };
+      // A trap leaves the instance unusable; drop it so the next call gets a fresh one.
+      this.#poison();
+      if (err instanceof WebAssembly.RuntimeError || err instanceof RangeError) {
+        throw new PluginTrap(`${what}: the component trapped (${err.message})`, { cause: err });
+      }
+      throw new PluginError(`${what}: the component call failed (${err.message})`, { cause: err });
+    }
+  }
+
+  /** Counts a new raw resource of instance `epoch`; returns its tracking token. */
+  [ADOPT](wrapper, raw, epoch) {
+    const ref = new WeakRef(raw);
+    if (epoch === this.#epoch && this.#root) {
+      this.#live += 1;
+      this.#tracked.add(ref);
+      this.#registry.register(wrapper, { epoch, ref }, wrapper);
+    }
+    return ref;
+  }
+
+  /** Drops a raw resource now (close); nothing to do if its instance trapped. */
+  [RELEASE](wrapper, raw, epoch, ref) {
+    this.#registry.unregister(wrapper);
+    if (epoch !== this.#epoch || !this.#root) return;
+    this.#tracked.delete(ref);
+    this.#live -= 1;
+    try {
+      raw[disposeSymbol]();
+    } catch (err) {
+      this.#poison();
+      throw new PluginTrap(`close: the component trapped (${err.message})`, { cause: err });
+    }
   }
 
   #call(name, arg) {
-    if (!this.#exports) this.#instantiate();
-    try {
-      return this.#exports[name](arg);
-    } catch (err) {
-      // A trap leaves the instance unusable; drop it so the next call gets a fresh one.
-      this.#exports = null;
-      if (err instanceof WebAssembly.RuntimeError || err instanceof RangeError) {
-        throw new PluginTrap(`${name}: the component trapped (${err.message})`, { cause: err });
-      }
-      throw new PluginError(`${name}: the component call failed (${err.message})`, { cause: err });
-    }
+    return this[INVOKE](null, 'classify', name, (iface) => iface[name](arg)).value;
   }
 
   /**
@@ -257,7 +401,6 @@ function toHeaders(headers) {
   return out;
 }
 
-const encoder = new TextEncoder();
 
 function toBody(body) {
   if (body === null || body === undefined) return new Uint8Array(0);
@@ -307,4 +450,565 @@ function fromWitClassification(raw) {
     errorType: optionalString(raw.errorType, 'errorType'),
     message: String(raw.message),
   };
+}
+
+// ---- breakers, rate limits, retries -------------------------------------------------------
+
+/** A breaker's states, in the WIT's order. */
+export const State = Object.freeze(['closed', 'open', 'half-open', 'forced-open', 'disabled']);
+/** The answers of a rate-limit check. */
+export const Verdict = Object.freeze(['allowed', 'denied']);
+/** Why a call gave up, in the WIT's order. */
+export const GiveUpCode = Object.freeze([
+  'permanent',
+  'attempts-exhausted',
+  'budget-exhausted',
+  'wait-too-long',
+  'deadline',
+  'cannot-shrink',
+]);
+
+const STATES = new Set(State);
+const KEY_CODES = new Set(['empty-key', 'key-too-long']);
+const LIMIT_MESSAGES = {
+  'zero-units': 'zero units were asked for',
+  'exceeds-burst': 'more units than the burst: no wait would ever allow them',
+};
+/** The exact WIT permit behind a permit object, so `record` gets back exactly what was issued. */
+const EXACT_PERMIT = Symbol('llmr.exactPermit');
+
+/**
+ * The base of every handle on a WIT resource. Release it with `close()` (or `using`, where
+ * supported); a handle that is only dropped is released when the garbage collector finalizes it.
+ */
+class Resource {
+  #plugin;
+  #raw;
+  #epoch;
+  #ref;
+
+  constructor(plugin, raw, epoch) {
+    this.#plugin = plugin;
+    this.#raw = raw;
+    this.#epoch = epoch;
+    this.#ref = plugin[ADOPT](this, raw, epoch);
+  }
+
+  /** The plugin whose component instance holds this resource. */
+  get plugin() {
+    return this.#plugin;
+  }
+
+  /** Whether `close()` was called. */
+  get closed() {
+    return this.#raw === null;
+  }
+
+  /** Releases the resource in the component now. Idempotent. */
+  close() {
+    const raw = this.#raw;
+    if (raw === null) return;
+    this.#raw = null;
+    this.#plugin[RELEASE](this, raw, this.#epoch, this.#ref);
+  }
+
+  [disposeSymbol]() {
+    this.close();
+  }
+
+  /** The raw jco resource, checked open. */
+  _raw() {
+    if (this.#raw === null) throw new ResourceClosedError(`this ${this.constructor.name} is closed`);
+    return this.#raw;
+  }
+
+  /** The epoch of the instance the resource lives in. */
+  _epoch() {
+    return this.#epoch;
+  }
+
+  /** Calls `fn(raw)` in this resource's instance: `{ value }` or `{ error }`. */
+  _invoke(name, what, fn) {
+    const raw = this._raw();
+    return this.#plugin[INVOKE](this.#epoch, name, `${this.constructor.name}.${what}`, () => fn(raw));
+  }
+
+  /** Another resource's raw handle, checked to live in the same instance. */
+  _peer(other, what) {
+    if (other.plugin !== this.#plugin) throw new TypeError(`${what} belongs to another Plugin`);
+    const raw = other._raw();
+    if (other._epoch() !== this.#epoch) {
+      throw new ResourceLostError(`${what} and this ${this.constructor.name} come from different component instances (one was lost in a trap)`);
+    }
+    return raw;
+  }
+}
+
+function pluginOf(options) {
+  if (options === null || typeof options !== 'object') throw new TypeError('options must be an object { plugin }');
+  const { plugin } = options;
+  if (plugin === undefined || plugin === null) return getDefaultPlugin();
+  if (!(plugin instanceof Plugin)) throw new TypeError('options.plugin must be a Plugin');
+  return plugin;
+}
+
+/** Creates a raw resource: `fn(iface)` may throw a `result` err (the problems). */
+function create(plugin, name, what, fn) {
+  const { value, error, epoch } = plugin[INVOKE](null, name, what, fn);
+  if (error !== undefined) {
+    if (Array.isArray(error)) throw new ConfigError(what, error.map(String));
+    throw new PluginError(`${what}: unexpected error ${String(error)}`);
+  }
+  return [plugin, value, epoch];
+}
+
+function configJson(what, config) {
+  if (config === undefined || config === null) return '{}';
+  if (typeof config !== 'object' || Array.isArray(config) || config instanceof Map) {
+    throw new TypeError(`${what} must be a plain object (or undefined), not ${Array.isArray(config) ? 'an array' : typeof config}`);
+  }
+  let json;
+  try {
+    json = JSON.stringify(config, (_, v) => {
+      if (typeof v === 'number' && !Number.isFinite(v)) throw new TypeError(`${v} is not a JSON number`);
+      return typeof v === 'bigint' ? JSON.rawJSON?.(v.toString()) ?? Number(v) : v;
+    });
+  } catch (err) {
+    throw new TypeError(`${what} is not JSON-serialisable: ${err.message}`);
+  }
+  return json;
+}
+
+function snapshotJson(snapshot) {
+  if (typeof snapshot === 'string') return snapshot;
+  if (snapshot !== null && typeof snapshot === 'object' && !Array.isArray(snapshot)) return JSON.stringify(snapshot);
+  throw new TypeError('a snapshot is the string snapshot() returned, or that string parsed');
+}
+
+function toU64(what, value) {
+  let big;
+  if (typeof value === 'bigint') big = value;
+  else if (typeof value === 'number' && Number.isSafeInteger(value)) big = BigInt(value);
+  else throw new TypeError(`${what} must be a safe integer or a bigint, not ${typeof value === 'number' ? value : typeof value}`);
+  if (big < 0n || big > U64_MAX) throw new RangeError(`${what} must be in 0..2**64-1, not ${big}`);
+  return big;
+}
+
+function toOptionalU64(what, value) {
+  return value === null || value === undefined ? undefined : toU64(what, value);
+}
+
+function toU32(what, value) {
+  if (typeof value !== 'number' || !Number.isInteger(value)) {
+    throw new TypeError(`${what} must be an integer, not ${typeof value === 'number' ? value : typeof value}`);
+  }
+  if (value < 0 || value > 0xffffffff) throw new RangeError(`${what} must be in 0..2**32-1, not ${value}`);
+  return value;
+}
+
+function toKey(key) {
+  if (typeof key !== 'string') throw new TypeError(`key must be a string, not ${typeof key}`);
+  return key;
+}
+
+function toKind(kind) {
+  if (!KINDS.has(kind)) throw new RangeError(`unknown error kind ${String(kind)}`);
+  return kind;
+}
+
+function state(raw) {
+  if (!STATES.has(raw)) throw new PluginError(`unknown breaker state ${String(raw)}`);
+  return raw;
+}
+
+function transition(raw) {
+  return raw === undefined || raw === null ? null : { from: state(raw.from), to: state(raw.to) };
+}
+
+function admission(raw) {
+  if (raw.tag === 'admitted') {
+    const p = raw.val;
+    const permit = { generation: toNumber(p.generation), id: toNumber(p.id), admittedMs: toNumber(p.admittedMs), probe: Boolean(p.probe) };
+    Object.defineProperty(permit, EXACT_PERMIT, { value: p });
+    return { admitted: true, permit: Object.freeze(permit) };
+  }
+  if (raw.tag === 'rejected') {
+    return { admitted: false, state: state(raw.val.state), retryInMs: toNumber(raw.val.retryInMs ?? null) };
+  }
+  throw new PluginError(`unknown admission ${String(raw.tag)}`);
+}
+
+function recorded(raw) {
+  if (raw.tag === 'counted') return { recorded: 'counted', transition: transition(raw.val) };
+  if (raw.tag === 'stale') return { recorded: 'stale', transition: null };
+  throw new PluginError(`unknown recorded ${String(raw.tag)}`);
+}
+
+function toPermit(permit) {
+  if (permit === null || typeof permit !== 'object') throw new TypeError('permit must be the permit acquire() returned');
+  if (permit[EXACT_PERMIT]) return permit[EXACT_PERMIT];
+  return {
+    generation: toU64('permit.generation', permit.generation),
+    id: toU64('permit.id', permit.id),
+    admittedMs: toU64('permit.admittedMs', permit.admittedMs),
+    probe: Boolean(permit.probe),
+  };
+}
+
+/** An outcome: 'success' | 'ignored' | { outcome, kind, retryAfterMs } | a classification. */
+function toOutcome(outcome) {
+  if (outcome === 'success' || outcome?.outcome === 'success') return { tag: 'success' };
+  if (outcome === 'ignored' || outcome?.outcome === 'ignored') return { tag: 'ignored' };
+  if (outcome && typeof outcome === 'object' && (outcome.outcome === 'failure' || (outcome.outcome === undefined && 'kind' in outcome))) {
+    return { tag: 'failure', val: { kind: toKind(outcome.kind), retryAfterMs: toOptionalU64('retryAfterMs', outcome.retryAfterMs) } };
+  }
+  throw new TypeError("outcome must be 'success', 'ignored', { outcome: 'failure', kind, retryAfterMs } or a classification");
+}
+
+function keyResult(key, result) {
+  if (result.error !== undefined) {
+    if (KEY_CODES.has(result.error)) throw new InvalidKeyError(result.error, key);
+    throw new PluginError(`unexpected key error ${String(result.error)}`);
+  }
+  return result.value;
+}
+
+function limitResult(key, result) {
+  if (result.error !== undefined) {
+    const code = String(result.error);
+    if (KEY_CODES.has(code)) throw new LimiterKeyError(code, key);
+    throw new LimitError(code, `${code}: ${LIMIT_MESSAGES[code] ?? 'refused'}`);
+  }
+  return result.value;
+}
+
+function snapshotText(raw) {
+  if (typeof raw !== 'string') throw new PluginError(`snapshot() returned ${typeof raw}, not a string`);
+  return raw;
+}
+
+/** One circuit breaker. `new Breaker(config?, { plugin? })`; throws ConfigError. */
+export class Breaker extends Resource {
+  constructor(config = {}, options = {}) {
+    if (config === ADOPT) {
+      super(...options);
+      return;
+    }
+    const json = configJson('config', config);
+    super(...create(pluginOf(options), 'breaker', 'breaker config', (i) => i.Breaker.create(json)));
+  }
+
+  /** A breaker from a snapshot (of this or another plugin, before a restart). */
+  static restore(snapshot, options = {}) {
+    const json = snapshotJson(snapshot);
+    return new Breaker(ADOPT, create(pluginOf(options), 'breaker', 'breaker snapshot', (i) => i.Breaker.restore(json)));
+  }
+
+  /** Asks to make a call at `nowMs`. */
+  acquire(nowMs) {
+    const now = toU64('nowMs', nowMs);
+    return admission(this._invoke('breaker', 'acquire', (b) => b.acquire(now)).value);
+  }
+
+  /** Records how the call admitted by `permit` ended. */
+  record(permit, outcome, nowMs) {
+    const args = [toPermit(permit), toOutcome(outcome), toU64('nowMs', nowMs)];
+    return recorded(this._invoke('breaker', 'record', (b) => b.record(...args)).value);
+  }
+
+  /** The state at `nowMs`. */
+  state(nowMs) {
+    const now = toU64('nowMs', nowMs);
+    return state(this._invoke('breaker', 'state', (b) => b.state(now)).value);
+  }
+
+  /** The counts at `nowMs`. */
+  counts(nowMs) {
+    const now = toU64('nowMs', nowMs);
+    const c = this._invoke('breaker', 'counts', (b) => b.counts(now)).value;
+    return {
+      state: state(c.state),
+      windowCalls: toNumber(c.windowCalls),
+      windowFailures: toNumber(c.windowFailures),
+      windowSlow: toNumber(c.windowSlow),
+      consecutiveFailures: c.consecutiveFailures,
+      probesInFlight: c.probesInFlight,
+      probeSuccesses: c.probeSuccesses,
+      timesOpened: toNumber(c.timesOpened),
+      rejected: toNumber(c.rejected),
+      generation: toNumber(c.generation),
+    };
+  }
+
+  /** Rejects every call until `reset`. */
+  forceOpen(nowMs) {
+    const now = toU64('nowMs', nowMs);
+    return transition(this._invoke('breaker', 'forceOpen', (b) => b.forceOpen(now)).value);
+  }
+
+  /** Admits every call and counts nothing until `reset`. */
+  disable(nowMs) {
+    const now = toU64('nowMs', nowMs);
+    return transition(this._invoke('breaker', 'disable', (b) => b.disable(now)).value);
+  }
+
+  /** Back to closed with empty counts. */
+  reset(nowMs) {
+    const now = toU64('nowMs', nowMs);
+    return transition(this._invoke('breaker', 'reset', (b) => b.reset(now)).value);
+  }
+
+  /** The whole state as JSON text, for `Breaker.restore` after a restart. */
+  snapshot() {
+    return snapshotText(this._invoke('breaker', 'snapshot', (b) => b.snapshot()).value);
+  }
+}
+
+/** One breaker per key (model or provider), at most `maxKeys`. */
+export class BreakerSet extends Resource {
+  constructor(config = {}, maxKeys = 1024, options = {}) {
+    if (config === ADOPT) {
+      super(...maxKeys);
+      return;
+    }
+    const json = configJson('config', config);
+    const max = toU32('maxKeys', maxKeys);
+    super(...create(pluginOf(options), 'breaker', 'breaker-set config', (i) => i.BreakerSet.create(json, max)));
+  }
+
+  /** A set from a snapshot. */
+  static restore(snapshot, options = {}) {
+    const json = snapshotJson(snapshot);
+    return new BreakerSet(ADOPT, create(pluginOf(options), 'breaker', 'breaker-set snapshot', (i) => i.BreakerSet.restore(json)));
+  }
+
+  /** Asks to make a call for `key`; throws InvalidKeyError. */
+  acquire(key, nowMs) {
+    const args = [toKey(key), toU64('nowMs', nowMs)];
+    return admission(keyResult(key, this._invoke('breaker', 'acquire', (s) => s.acquire(...args))));
+  }
+
+  /** Records the outcome of a call for `key` (an evicted key's result is stale). */
+  record(key, permit, outcome, nowMs) {
+    const args = [toKey(key), toPermit(permit), toOutcome(outcome), toU64('nowMs', nowMs)];
+    return recorded(keyResult(key, this._invoke('breaker', 'record', (s) => s.record(...args))));
+  }
+
+  /** The state of `key`'s breaker; null if the key is not held. */
+  state(key, nowMs) {
+    const args = [toKey(key), toU64('nowMs', nowMs)];
+    const raw = this._invoke('breaker', 'state', (s) => s.state(...args)).value;
+    return raw === undefined || raw === null ? null : state(raw);
+  }
+
+  /** The keys held, sorted. */
+  keys() {
+    return [...this._invoke('breaker', 'keys', (s) => s.keys()).value];
+  }
+
+  /** The whole state as JSON text. */
+  snapshot() {
+    return snapshotText(this._invoke('breaker', 'snapshot', (s) => s.snapshot()).value);
+  }
+}
+
+/** A keyed GCRA rate limiter. `new RateLimiter(config?, { plugin? })`; throws ConfigError. */
+export class RateLimiter extends Resource {
+  constructor(config = {}, options = {}) {
+    if (config === ADOPT) {
+      super(...options);
+      return;
+    }
+    const json = configJson('config', config);
+    super(...create(pluginOf(options), 'ratelimit', 'rate-limit config', (i) => i.Limiter.create(json)));
+  }
+
+  /** A limiter from a snapshot. */
+  static restore(snapshot, options = {}) {
+    const json = snapshotJson(snapshot);
+    return new RateLimiter(ADOPT, create(pluginOf(options), 'ratelimit', 'rate-limit snapshot', (i) => i.Limiter.restore(json)));
+  }
+
+  /** Asks to spend `units` for `key` at `nowMs`: `{ verdict: 'allowed', allowed: true, remaining }` or `{ verdict: 'denied', allowed: false, retryInMs }`. */
+  check(key, units, nowMs) {
+    const args = [toKey(key), toU32('units', units), toU64('nowMs', nowMs)];
+    const v = limitResult(key, this._invoke('ratelimit', 'check', (l) => l.check(...args)));
+    if (v.tag === 'allowed') return { verdict: 'allowed', allowed: true, remaining: v.val.remaining };
+    if (v.tag === 'denied') return { verdict: 'denied', allowed: false, retryInMs: toNumber(v.val.retryInMs) };
+    throw new PluginError(`unknown verdict ${String(v.tag)}`);
+  }
+
+  /** Settles a reservation: `reserved` units were allowed, the call cost `actual`. */
+  settle(key, reserved, actual, nowMs) {
+    const args = [toKey(key), toU32('reserved', reserved), toU32('actual', actual), toU64('nowMs', nowMs)];
+    limitResult(key, this._invoke('ratelimit', 'settle', (l) => l.settle(...args)));
+  }
+
+  /** Denies `key` until `untilMs` (a provider's 429 hint); never shortens a wait. */
+  blockUntil(key, untilMs, nowMs) {
+    const args = [toKey(key), toU64('untilMs', untilMs), toU64('nowMs', nowMs)];
+    limitResult(key, this._invoke('ratelimit', 'blockUntil', (l) => l.blockUntil(...args)));
+  }
+
+  /** Units `key` could spend now without waiting. */
+  remaining(key, nowMs) {
+    const args = [toKey(key), toU64('nowMs', nowMs)];
+    return limitResult(key, this._invoke('ratelimit', 'remaining', (l) => l.remaining(...args)));
+  }
+
+  /** Keys held. */
+  len() {
+    return this._invoke('ratelimit', 'len', (l) => l.len()).value;
+  }
+
+  /** Keys held (as `len()`). */
+  get size() {
+    return this.len();
+  }
+
+  /** The whole state as JSON text. */
+  snapshot() {
+    return snapshotText(this._invoke('ratelimit', 'snapshot', (l) => l.snapshot()).value);
+  }
+}
+
+/** A service-wide retry budget. `new RetryBudget(config?, { plugin? })`; throws ConfigError. */
+export class RetryBudget extends Resource {
+  constructor(config = {}, options = {}) {
+    const json = configJson('config', config);
+    super(...create(pluginOf(options), 'retry', 'retry budget config', (i) => i.Budget.create(json)));
+  }
+
+  /** Records one original request (`startCall` does this too). */
+  deposit(nowMs) {
+    const now = toU64('nowMs', nowMs);
+    this._invoke('retry', 'deposit', (b) => b.deposit(now));
+  }
+
+  /** Retries the budget would allow now. */
+  available(nowMs) {
+    const now = toU64('nowMs', nowMs);
+    return toNumber(this._invoke('retry', 'available', (b) => b.available(now)).value);
+  }
+}
+
+/** A validated retry policy. `new RetryPolicy(config?, { plugin? })`; throws ConfigError. */
+export class RetryPolicy extends Resource {
+  constructor(config = {}, options = {}) {
+    const json = configJson('config', config);
+    super(...create(pluginOf(options), 'retry', 'retry config', (i) => i.Policy.create(json)));
+  }
+
+  /** Starts a call at `nowMs`; `seed` makes its jitter reproducible; deposits into `budget`. */
+  startCall(nowMs, seed, budget) {
+    if (!(budget instanceof RetryBudget)) throw new TypeError('budget must be a RetryBudget');
+    const args = [toU64('nowMs', nowMs), toU64('seed', seed), this._peer(budget, 'the budget')];
+    const { value, epoch } = this._invoke('retry', 'startCall', (p) => p.startCall(...args));
+    return new RetryCall(ADOPT, [this.plugin, value, epoch], this, budget);
+  }
+
+  /** Decides what to do about a failed attempt of `call` (budget: the call's by default). */
+  decide(call, failure, nowMs, requestTokens = null, budget = null) {
+    if (!(call instanceof RetryCall)) throw new TypeError('call must be a RetryCall');
+    const b = budget ?? call.budget;
+    if (!(b instanceof RetryBudget)) throw new TypeError('budget must be a RetryBudget');
+    const args = [
+      this._peer(call, 'the call'),
+      toWitClassification(failure),
+      toU64('nowMs', nowMs),
+      toOptionalU64('requestTokens', requestTokens),
+      this._peer(b, 'the budget'),
+    ];
+    return decision(this._invoke('retry', 'decide', (p) => p.decide(...args)).value);
+  }
+}
+
+/** The state of one call across its attempts; from `RetryPolicy#startCall`. */
+export class RetryCall extends Resource {
+  #policy;
+  #budget;
+
+  constructor(token, parts, policy, budget) {
+    if (token !== ADOPT) throw new TypeError('a RetryCall comes from RetryPolicy#startCall(nowMs, seed, budget)');
+    super(...parts);
+    this.#policy = policy;
+    this.#budget = budget;
+  }
+
+  /** The policy the call started under. */
+  get policy() {
+    return this.#policy;
+  }
+
+  /** The budget the call deposited into. */
+  get budget() {
+    return this.#budget;
+  }
+
+  /** Retries decided so far. */
+  get retries() {
+    return this._invoke('retry', 'retries', (c) => c.retries()).value;
+  }
+
+  /** `policy.decide(this, …)` with this call's budget. */
+  decide(failure, nowMs, requestTokens = null) {
+    return this.#policy.decide(this, failure, nowMs, requestTokens);
+  }
+}
+
+function toWitClassification(c) {
+  if (c === null || typeof c !== 'object') throw new TypeError('failure must be a classification');
+  const optionalString = (what, v) => {
+    if (v === null || v === undefined) return undefined;
+    if (typeof v !== 'string') throw new TypeError(`${what} must be a string`);
+    return v;
+  };
+  return {
+    kind: toKind(c.kind),
+    retryable: Boolean(c.retryable),
+    retryAfterMs: toOptionalU64('retryAfterMs', c.retryAfterMs),
+    limitTokens: toOptionalU64('limitTokens', c.limitTokens),
+    requestedTokens: toOptionalU64('requestedTokens', c.requestedTokens),
+    provider: optionalString('provider', c.provider),
+    code: optionalString('code', c.code),
+    errorType: optionalString('errorType', c.errorType),
+    message: c.message === undefined || c.message === null ? '' : String(c.message),
+  };
+}
+
+function giveUpReason(raw) {
+  switch (raw.tag) {
+    case 'permanent':
+      return { code: 'permanent', kind: toKind(raw.val) };
+    case 'attempts-exhausted':
+      return { code: 'attempts-exhausted', kind: toKind(raw.val.kind), retries: raw.val.retries };
+    case 'budget-exhausted':
+      return { code: 'budget-exhausted' };
+    case 'wait-too-long':
+      return { code: 'wait-too-long', waitMs: toNumber(raw.val.waitMs), ceilingMs: toNumber(raw.val.ceilingMs) };
+    case 'deadline':
+      return { code: 'deadline', retryAtMs: toNumber(raw.val.retryAtMs), deadlineAtMs: toNumber(raw.val.deadlineAtMs) };
+    case 'cannot-shrink':
+      return { code: 'cannot-shrink' };
+    default:
+      throw new PluginError(`unknown give-up reason ${String(raw.tag)}`);
+  }
+}
+
+function decision(raw) {
+  switch (raw.tag) {
+    case 'retry':
+      return { decision: 'retry', afterMs: toNumber(raw.val.afterMs), attempt: raw.val.attempt };
+    case 'shrink-context':
+      return {
+        decision: 'shrink-context',
+        targetTokens: toNumber(raw.val.targetTokens),
+        afterMs: toNumber(raw.val.afterMs),
+        attempt: raw.val.attempt,
+      };
+    case 'give-up':
+      return { decision: 'give-up', reason: giveUpReason(raw.val) };
+    default:
+      throw new PluginError(`unknown decision ${String(raw.tag)}`);
+  }
 }

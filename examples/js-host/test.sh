@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the JS host's tests: transpile the component with jco, then `node --test` (unit tests and
-# every classify vector). Prints `[js] classify vectors: N passed, M failed` as its last line.
+# Runs the JS host's tests: transpile the component with jco, then `node --test` (unit tests,
+# every classify vector, every breaker/ratelimit/retry step table). Ends with one line per vector
+# family: `[js] <family> vectors: N passed, M failed`.
 #
 # The component is target/llm-resilience.wasm (or $LLMR_COMPONENT); it is built here only when
 # missing. After changing the core, rebuild it: cargo run -p xtask -- component
@@ -22,8 +23,10 @@ set +e
 node --test 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-# The vector file prints its summary when it ends, which the runner shows among the TAP
-# output; repeat it as the last line.
-summary="$(grep -o -E '\[js\] classify vectors: [0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?' "$log" | tail -n 1)"
-echo "${summary:-[js] classify vectors: no summary printed}"
+# The vector files print their summaries when they end, which the runner shows among the TAP
+# output; repeat them as the last lines.
+for family in classify breaker ratelimit retry; do
+    line="$(grep -o -E "\[js\] $family vectors: [0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?" "$log" | tail -n 1)"
+    echo "${line:-[js] $family vectors: no summary printed}"
+done
 exit "$status"
