@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds ffi/tests/c/classify_vectors.c (then ratelimit_vectors.c and retry_vectors.c) against
+# Builds ffi/tests/c/classify_vectors.c (then ratelimit_vectors.c, retry_vectors.c and
+# breaker_vectors.c) against
 # the static library and runs each twice:
 #   1. compiled with -fsanitize=address,undefined (leaks included),
 #   2. compiled plainly and run under valgrind --leak-check=full.
@@ -57,9 +58,9 @@ case $rc in
     *) echo "[c] valgrind: ERRORS (exit $rc)"; status=1 ;;
 esac
 
-# The rate limiter and retry step vectors (tests/vectors/{ratelimit,retry}.json): the same two
-# runs for each program.
-for prog in ratelimit_vectors retry_vectors; do
+# The rate limiter, retry and breaker step vectors (tests/vectors/{ratelimit,retry,breaker}.json):
+# the same two runs for each program.
+for prog in ratelimit_vectors retry_vectors breaker_vectors; do
     gcc "${common[@]}" -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
         -fno-sanitize-recover=all "$root/ffi/tests/c/$prog.c" -o "$build/${prog}_asan" \
         "${link[@]}" || exit 2
