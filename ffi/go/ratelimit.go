@@ -285,6 +285,9 @@ func (l *Limiter) SettleAt(session string, reserved, actual int, t time.Time) er
 	if l.ptr == nil {
 		return ErrClosed
 	}
+	if debugGC {
+		runtime.GC()
+	}
 	key, keyLen := keyArg(session)
 	r := C.llmr_rate_limiter_settle(l.ptr, key, keyLen, C.uint32_t(reserved), C.uint32_t(actual),
 		C.uint64_t(clockMillis(t)))
@@ -304,6 +307,9 @@ func (l *Limiter) BlockUntilAt(session string, until, t time.Time) error {
 	if l.ptr == nil {
 		return ErrClosed
 	}
+	if debugGC {
+		runtime.GC()
+	}
 	key, keyLen := keyArg(session)
 	r := C.llmr_rate_limiter_block_until(l.ptr, key, keyLen, C.uint64_t(clockMillis(until)),
 		C.uint64_t(clockMillis(t)))
@@ -321,6 +327,9 @@ func (l *Limiter) Remaining(session string) (int, error) {
 func (l *Limiter) RemainingAt(session string, t time.Time) (int, error) {
 	if l.ptr == nil {
 		return 0, ErrClosed
+	}
+	if debugGC {
+		runtime.GC()
 	}
 	key, keyLen := keyArg(session)
 	var n C.uint32_t

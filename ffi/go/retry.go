@@ -409,7 +409,7 @@ func (c *RetryCall) Decide(failure Classification, now time.Time, requestTokens 
 		panic(fmt.Errorf("RetryCall.Decide: %w", ErrClosed))
 	}
 	kind := failure.Kind
-	if _, ok := kindNames[kind]; !ok {
+	if kind > KindUnknown { // the kinds are 0..KindUnknown
 		kind = KindUnknown
 	}
 	f := C.LlmrFailure{
@@ -428,6 +428,9 @@ func (c *RetryCall) Decide(failure Classification, now time.Time, requestTokens 
 	var b *C.LlmrRetryBudget
 	if c.budget != nil {
 		b = c.budget.ptr
+	}
+	if debugGC {
+		runtime.GC()
 	}
 	var d C.LlmrDecision
 	r := C.llmr_retry_decide(c.policy.ptr, c.ptr, &f, C.uint64_t(clockMillis(now)),

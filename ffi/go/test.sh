@@ -25,5 +25,10 @@ echo "[go] go test -race -count=1 ./..."
 run_tests go test -race -count=1
 echo "[go] GOGC=1 go test -tags llmr_debug -count=1 ./... (GC before every C call)"
 GOGC=1 run_tests go test -tags llmr_debug -count=1
+echo "[go] go test -bench . -benchtime 1x ./... (every benchmark once: they check their results)"
+if ! go test -run '^$' -bench . -benchtime 1x -count=1 ./... >"$log" 2>&1; then
+    cat "$log"
+    exit 1
+fi
 echo "[go] test-external.sh"
 "$here/test-external.sh"
