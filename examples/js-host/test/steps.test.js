@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual } from 'node:util';
 import * as llmr from '../index.js';
 
 const REPO_ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
@@ -45,17 +46,15 @@ function loadCases() {
 
 /**
  * `expect` matches `got` when every field `expect` names has the same value in `got`
- * (recursively for objects; a missing field is null); anything else must be equal.
+ * (recursively for objects; a missing field is null); anything else must be equal, as the
+ * core's runner says.
  */
 function matches(expect, got) {
   if (expect !== null && typeof expect === 'object' && !Array.isArray(expect)) {
     if (got === null || typeof got !== 'object' || Array.isArray(got)) return false;
     return Object.entries(expect).every(([k, v]) => matches(v, got[k] ?? null));
   }
-  if (Array.isArray(expect)) {
-    return Array.isArray(got) && expect.length === got.length && expect.every((e, i) => matches(e, got[i]));
-  }
-  return expect === got;
+  return isDeepStrictEqual(expect, got);
 }
 
 function check(i, step, got) {

@@ -146,6 +146,10 @@ class Failure:
     #: The server's retry hint, ms.
     retry_after_ms: Optional[int] = None
 
+    def __post_init__(self) -> None:
+        # A kind's kebab-case name is accepted and stored as the enum; an unknown one is refused.
+        object.__setattr__(self, "kind", error_kind(self.kind))
+
     @classmethod
     def of(cls, classification: Classification) -> "Failure":
         """The failure a classification describes."""

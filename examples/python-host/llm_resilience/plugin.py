@@ -98,6 +98,10 @@ class Plugin:
     Calls are serialized by a lock, so a ``Plugin`` may be shared between threads (create one
     per thread for parallelism).
 
+    Breakers, limiters and retry objects created with ``plugin=`` live in this plugin's
+    instance. A trap ends the instance and them with it: the next call starts a fresh instance,
+    and using a lost handle raises :class:`ResourceLostError`; restore state from a snapshot.
+
     Args:
         path: the component file; default :func:`default_component_path`.
         memory_limit: the most linear memory, in bytes, the component may use; ``None`` for no

@@ -63,6 +63,9 @@ def test_ignored_and_uncounted_outcomes_do_not_trip(plugin: llmr.Plugin) -> None
             assert isinstance(admission, llmr.Admitted)
             assert b.record(admission.permit, outcome, 1) == llmr.Counted(None)
         assert b.state(2) is llmr.State.CLOSED
+    assert llmr.Failure("moderation").kind is llmr.ErrorKind.MODERATION
+    with pytest.raises(ValueError):
+        llmr.Failure("no-such-kind")  # type: ignore[arg-type]
 
 
 def test_limiter_verdicts_are_tagged(plugin: llmr.Plugin) -> None:
