@@ -3,6 +3,7 @@ package llmresilience
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -209,4 +210,26 @@ func TestLibraryClockRoundTrips(t *testing.T) {
 	if got := clockMillis(clockBase.Add(-time.Microsecond)); got != uint64(clockBaseMS)-1 {
 		t.Errorf("1 µs before the base: %d", got)
 	}
+}
+
+func ExampleLimiter() {
+	// 10 messages per minute per chat session (the defaults).
+	limiter, _ := NewLimiter(LimiterSettings{})
+	defer limiter.Close()
+
+	now := time.Now()
+	session := "6281234567890@s.whatsapp.net"
+	for range 10 {
+		limiter.AllowAt(session, now)
+	}
+	v, _ := limiter.AllowNAt(session, 1, now)
+	fmt.Printf("11th message: allowed=%v, retry in %s\n", v.Allowed, v.RetryIn)
+
+	// The provider answered 429 with Retry-After: 30 for this session.
+	_ = limiter.BlockUntilAt(session, now.Add(30*time.Second), now)
+	v, _ = limiter.AllowNAt(session, 1, now.Add(6*time.Second))
+	fmt.Printf("after 6 s: allowed=%v, retry in %s\n", v.Allowed, v.RetryIn)
+	// Output:
+	// 11th message: allowed=false, retry in 6s
+	// after 6 s: allowed=false, retry in 24s
 }

@@ -1,7 +1,9 @@
 package llmresilience
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -171,4 +173,91 @@ func TestRetryCloseIsIdempotentAndUseAfterClosePanics(t *testing.T) {
 		p.Close()
 	}()
 	c.Decide(Classification{Kind: KindTimeout}, time.Now(), 0)
+}
+
+func TestRetryDoRetriesShrinksAndGivesUp(t *testing.T) {
+	p := mustPolicy(t, RetrySettings{BaseDelay: time.Millisecond, MaxDelay: 2 * time.Millisecond})
+	ctx := context.Background()
+
+	// Two overloads, then success.
+	var tries []Try
+	err := p.Do(ctx, nil, func(ctx context.Context, try Try) error {
+		tries = append(tries, try)
+		if len(tries) < 3 {
+			return &Failure{Err: errors.New("529"), Classification: Classification{Kind: KindOverloaded, Retryable: true}}
+		}
+		return nil
+	})
+	if err != nil || len(tries) != 3 || tries[2].Attempt != 3 {
+		t.Fatalf("retried to success: %v %v", err, tries)
+	}
+
+	// A context overflow: the next try carries the shrink target.
+	tries = nil
+	err = p.Do(ctx, nil, func(ctx context.Context, try Try) error {
+		tries = append(tries, try)
+		if try.Attempt == 1 {
+			return fmt.Errorf("call: %w", &Failure{Err: errors.New("too long"), RequestTokens: 1000,
+				Classification: Classification{Kind: KindContextOverflow}})
+		}
+		return nil
+	})
+	if err != nil || len(tries) != 2 || tries[1].TargetTokens != 700 {
+		t.Fatalf("shrink: %v %v", err, tries)
+	}
+
+	// A permanent failure gives up at once, with the reason and the error.
+	sentinel := errors.New("401")
+	err = p.Do(ctx, nil, func(ctx context.Context, try Try) error {
+		return &Failure{Err: sentinel, Classification: Classification{Kind: KindAuth}}
+	})
+	var gu *GiveUpError
+	if !errors.As(err, &gu) || gu.Decision.Reason != ReasonPermanent || !errors.Is(err, sentinel) {
+		t.Fatalf("permanent: %v", err)
+	}
+
+	// A plain error is a transport failure: retried, then given up when attempts run out.
+	n := 0
+	err = p.Do(ctx, nil, func(ctx context.Context, try Try) error {
+		n++
+		return errors.New("dial tcp 127.0.0.1:1: connect: connection refused")
+	})
+	if !errors.As(err, &gu) || gu.Decision.Reason != ReasonAttemptsExhausted || gu.Decision.Kind != KindNetwork || n != 4 {
+		t.Fatalf("network: %d tries, %v", n, err)
+	}
+
+	// A cancelled context ends the wait.
+	slow := mustPolicy(t, RetrySettings{BaseDelay: time.Hour, MaxDelay: time.Hour, Jitter: JitterNone, Deadline: -1})
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer cancel()
+	err = slow.Do(cctx, nil, func(ctx context.Context, try Try) error {
+		return &Failure{Classification: Classification{Kind: KindTimeout, Retryable: true}}
+	})
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("ctx: %v", err)
+	}
+}
+
+func ExampleRetryCall_Decide() {
+	policy, _ := NewRetryPolicy(RetrySettings{})
+	defer policy.Close()
+	budget, _ := NewRetryBudget(BudgetSettings{})
+	defer budget.Close()
+
+	start := time.Now()
+	call := policy.Start(start, 7, budget)
+	defer call.Close()
+	// The provider said 429 with Retry-After: 2.
+	limited := Classification{Kind: KindRateLimited, Retryable: true, HasRetryAfter: true, RetryAfter: 2 * time.Second}
+	fmt.Println(call.Decide(limited, start, 0))
+	// Then the request no longer fit the model's window of 8192 tokens.
+	overflow := Classification{Kind: KindContextOverflow, HasLimitTokens: true, LimitTokens: 8192,
+		HasRequestedTokens: true, RequestedTokens: 9000}
+	fmt.Println(call.Decide(overflow, start.Add(2*time.Second), 9000))
+	// Then the API key was revoked.
+	fmt.Println(call.Decide(Classification{Kind: KindAuth}, start.Add(3*time.Second), 0))
+	// Output:
+	// retry after 2s (attempt 2)
+	// shrink-context to 7782 tokens after 0s (attempt 3)
+	// give-up: permanent (auth)
 }
