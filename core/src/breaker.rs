@@ -350,13 +350,53 @@ const FAILED: u8 = 1;
 const SLOW: u8 = 2;
 
 /// The failure-rate window's data.
+///
+/// A count window keeps running totals of its failed and slow calls, so that recording an
+/// outcome costs the same for a window of 10 calls as for one of 10 000. The totals are not
+/// serialized (snapshots hold only the calls, see [`WindowRepr`]); they are recomputed when a
+/// snapshot is read, so they cannot disagree with the calls.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
+#[serde(from = "WindowRepr", into = "WindowRepr")]
 enum WindowData {
-    /// The last calls, oldest first (bits: FAILED, SLOW).
-    Count { calls: VecDeque<u8> },
+    /// The last calls, oldest first (bits: FAILED, SLOW), and how many of them failed or were
+    /// slow.
+    Count {
+        calls: VecDeque<u8>,
+        failures: u64,
+        slow: u64,
+    },
     /// Ten buckets of (index, calls, failures, slow).
     Time { buckets: Vec<Bucket> },
+}
+
+/// The serialized form of [`WindowData`].
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+enum WindowRepr {
+    Count { calls: VecDeque<u8> },
+    Time { buckets: Vec<Bucket> },
+}
+
+impl From<WindowRepr> for WindowData {
+    fn from(repr: WindowRepr) -> Self {
+        match repr {
+            WindowRepr::Count { calls } => WindowData::Count {
+                failures: calls.iter().filter(|&&b| b & FAILED != 0).count() as u64,
+                slow: calls.iter().filter(|&&b| b & SLOW != 0).count() as u64,
+                calls,
+            },
+            WindowRepr::Time { buckets } => WindowData::Time { buckets },
+        }
+    }
+}
+
+impl From<WindowData> for WindowRepr {
+    fn from(data: WindowData) -> Self {
+        match data {
+            WindowData::Count { calls, .. } => WindowRepr::Count { calls },
+            WindowData::Time { buckets } => WindowRepr::Time { buckets },
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -428,14 +468,14 @@ impl Breaker {
         snapshot.config.validate()?;
         let mut p = Problems::default();
         let window_ok = match (&snapshot.window, &snapshot.config.failure_rate) {
-            (WindowData::Count { calls }, Some(rule)) => match rule.window {
+            (WindowData::Count { calls, .. }, Some(rule)) => match rule.window {
                 Window::Count { calls: size } => calls.len() <= size as usize,
                 Window::Time { .. } => false,
             },
             (WindowData::Time { buckets }, Some(rule)) => {
                 matches!(rule.window, Window::Time { .. }) && buckets.len() == BUCKETS
             }
-            (WindowData::Count { calls }, None) => calls.is_empty(),
+            (WindowData::Count { calls, .. }, None) => calls.is_empty(),
             (WindowData::Time { .. }, None) => false,
         };
         p.check(window_ok, || {
@@ -546,7 +586,7 @@ impl Breaker {
                         Some(self.open(now_ms, hint))
                     }
                     Some(false) => {
-                        *successes += 1;
+                        *successes = successes.saturating_add(1);
                         if *successes >= self.config.half_open_successes {
                             Some(self.enter(Phase::Closed, now_ms))
                         } else {
@@ -696,11 +736,23 @@ impl Breaker {
             &mut self.window,
             self.config.failure_rate.as_ref().map(|r| &r.window),
         ) {
-            (WindowData::Count { calls }, Some(Window::Count { calls: size })) => {
-                if calls.len() >= *size as usize {
-                    calls.pop_front();
+            (
+                WindowData::Count {
+                    calls,
+                    failures,
+                    slow: slow_calls,
+                },
+                Some(Window::Count { calls: size }),
+            ) => {
+                if calls.len() >= *size as usize
+                    && let Some(old) = calls.pop_front()
+                {
+                    *failures = failures.saturating_sub(u64::from(old & FAILED != 0));
+                    *slow_calls = slow_calls.saturating_sub(u64::from(old & SLOW != 0));
                 }
                 calls.push_back(bits);
+                *failures += u64::from(failed);
+                *slow_calls += u64::from(slow);
             }
             (WindowData::Time { buckets }, Some(Window::Time { ms })) => {
                 let index = now_ms / (ms / BUCKETS as u64);
@@ -712,9 +764,9 @@ impl Breaker {
                             ..Bucket::default()
                         };
                     }
-                    b.calls += 1;
-                    b.failures += u64::from(failed);
-                    b.slow += u64::from(slow);
+                    b.calls = b.calls.saturating_add(1);
+                    b.failures = b.failures.saturating_add(u64::from(failed));
+                    b.slow = b.slow.saturating_add(u64::from(slow));
                 }
             }
             _ => {}
@@ -727,11 +779,14 @@ impl Breaker {
             &self.window,
             self.config.failure_rate.as_ref().map(|r| &r.window),
         ) {
-            (WindowData::Count { calls }, _) => (
-                calls.len() as u64,
-                calls.iter().filter(|&&b| b & FAILED != 0).count() as u64,
-                calls.iter().filter(|&&b| b & SLOW != 0).count() as u64,
-            ),
+            (
+                WindowData::Count {
+                    calls,
+                    failures,
+                    slow,
+                },
+                _,
+            ) => (calls.len() as u64, *failures, *slow),
             (WindowData::Time { buckets }, Some(Window::Time { ms })) => {
                 let current = now_ms / (ms / BUCKETS as u64);
                 buckets
@@ -758,8 +813,11 @@ impl Breaker {
         if calls < u64::from(rule.min_calls) || calls == 0 {
             return false;
         }
-        failures * 100 >= u64::from(rule.failure_percent) * calls
-            || (rule.slow_call_ms.is_some() && slow * 100 >= u64::from(rule.slow_percent) * calls)
+        let at_least = |part: u64, percent: u32| {
+            u128::from(part) * 100 >= u128::from(percent) * u128::from(calls)
+        };
+        at_least(failures, rule.failure_percent)
+            || (rule.slow_call_ms.is_some() && at_least(slow, rule.slow_percent))
     }
 }
 
@@ -780,6 +838,8 @@ fn empty_window(config: &BreakerConfig) -> WindowData {
         },
         _ => WindowData::Count {
             calls: VecDeque::new(),
+            failures: 0,
+            slow: 0,
         },
     }
 }
@@ -1185,6 +1245,33 @@ mod tests {
         call(&mut b, FAIL, 11_000);
         assert_eq!(b.counts(11_000).window_calls, 1);
         assert_eq!(b.state(11_000), State::Closed);
+    }
+
+    #[test]
+    fn count_window_running_totals_match_a_recount() {
+        let mut b = Breaker::new(BreakerConfig {
+            consecutive_failures: None,
+            failure_rate: Some(RateRule {
+                window: Window::Count { calls: 7 },
+                min_calls: 7,
+                failure_percent: 100,
+                slow_call_ms: Some(5),
+                slow_percent: 100,
+            }),
+            ..BreakerConfig::default()
+        })
+        .unwrap();
+        for i in 0..40u64 {
+            let p = b.acquire(i * 10).unwrap();
+            let outcome = if i % 3 == 0 { FAIL } else { Outcome::Success };
+            b.record(p, outcome, i * 10 + (i % 4) * 3);
+            // A snapshot holds only the calls; reading it recounts them.
+            let json = serde_json::to_string(&b).unwrap();
+            let recounted: Breaker = serde_json::from_str(&json).unwrap();
+            assert_eq!(recounted.counts(i * 10), b.counts(i * 10), "after call {i}");
+            assert_eq!(recounted, b);
+        }
+        assert_eq!(b.counts(400).window_calls, 7);
     }
 
     #[test]
