@@ -975,19 +975,57 @@ mod tests {
             name(llmr_give_up_reason_name(7)).as_deref(),
             Ok("invalid-reason")
         );
-        // The reason names are the core's serde tags.
-        for (reason, core) in [
-            (
-                LlmrGiveUpReason::BudgetExhausted,
-                GiveUpReason::BudgetExhausted,
-            ),
-            (LlmrGiveUpReason::CannotShrink, GiveUpReason::CannotShrink),
+        // Every reason converts to its own value, named by the core's serde tag; every action
+        // by the decision's tag.
+        let kind = ErrorKind::Timeout;
+        for core in [
+            GiveUpReason::Permanent { kind },
+            GiveUpReason::AttemptsExhausted { kind, retries: 1 },
+            GiveUpReason::BudgetExhausted,
+            GiveUpReason::WaitTooLong {
+                wait_ms: 1,
+                ceiling_ms: 0,
+            },
+            GiveUpReason::Deadline {
+                retry_at_ms: 1,
+                deadline_at_ms: 0,
+            },
+            GiveUpReason::CannotShrink,
         ] {
+            let decision = Decision::GiveUp {
+                reason: core.clone(),
+            };
+            let d = LlmrDecision::from_core(&decision);
             let tag = serde_json::to_value(&core).unwrap()["reason"]
                 .as_str()
                 .unwrap()
                 .to_owned();
-            assert_eq!(name(llmr_give_up_reason_name(reason as u32)).unwrap(), tag);
+            assert_eq!(
+                name(llmr_give_up_reason_name(d.reason as u32)).unwrap(),
+                tag
+            );
+            assert_eq!(d.action, LlmrRetryAction::GiveUp);
+        }
+        for decision in [
+            Decision::Retry {
+                after_ms: 1,
+                attempt: 2,
+            },
+            Decision::ShrinkContext {
+                target_tokens: 1,
+                after_ms: 0,
+                attempt: 2,
+            },
+            Decision::GiveUp {
+                reason: GiveUpReason::CannotShrink,
+            },
+        ] {
+            let tag = serde_json::to_value(&decision).unwrap()["decision"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            let d = LlmrDecision::from_core(&decision);
+            assert_eq!(name(llmr_retry_action_name(d.action as u32)).unwrap(), tag);
         }
         for (i, k) in KINDS.iter().enumerate() {
             assert_eq!(LlmrErrorKind::from(*k) as usize, i);
