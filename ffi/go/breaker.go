@@ -529,7 +529,8 @@ func (b *Breaker) Close() error {
 }
 
 // Allow asks to make a call now. When admitted it returns done, to be called exactly once
-// with the call's outcome (later calls do nothing); when rejected, an *OpenError (matching
+// with the call's outcome (as with gobreaker, a second call would record a second outcome;
+// the closure is the one allocation of the pair); when rejected, an *OpenError (matching
 // ErrOpenState or ErrTooManyRequests) with when to try again. It is AllowAt(time.Now()).
 func (b *Breaker) Allow() (done func(Outcome), err error) {
 	return b.AllowAt(time.Now())
@@ -542,12 +543,7 @@ func (b *Breaker) AllowAt(now time.Time) (done func(Outcome), err error) {
 	if err != nil {
 		return nil, err
 	}
-	var once atomic.Bool
-	return func(o Outcome) {
-		if once.CompareAndSwap(false, true) {
-			b.RecordAt(p, o, time.Now())
-		}
-	}, nil
+	return func(o Outcome) { b.RecordAt(p, o, time.Now()) }, nil
 }
 
 // Acquire is AcquireAt(time.Now()).
@@ -811,12 +807,7 @@ func (s *BreakerSet) AllowAt(key string, now time.Time) (done func(Outcome), err
 	if err != nil {
 		return nil, err
 	}
-	var once atomic.Bool
-	return func(o Outcome) {
-		if once.CompareAndSwap(false, true) {
-			s.RecordAt(key, p, o, time.Now())
-		}
-	}, nil
+	return func(o Outcome) { s.RecordAt(key, p, o, time.Now()) }, nil
 }
 
 // AcquireAt asks to make a call for key at now; see Breaker.AcquireAt. Errors: ErrInvalidKey,
