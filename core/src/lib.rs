@@ -6,7 +6,7 @@
 //! component (wasmtime, Python, JavaScript).
 //!
 //! Capabilities, one module each:
-//! - [`classify`]: turn a failed call (status, headers, body, or a transport error) into an
+//! - [`mod@classify`]: turn a failed call (status, headers, body, or a transport error) into an
 //!   [`ErrorKind`] from a closed taxonomy, with retry hints, context numbers and the provider's
 //!   own error code;
 //! - [`retry`]: decide whether, when and how to retry a failed call, under a service-wide

@@ -225,7 +225,7 @@ impl RateLimiter {
         let tat = self.find(hash).map_or(now_us, |i| self.slots[i].tat_us);
         let new_tat = tat
             .max(now_us)
-            .saturating_add(u64::from(units) * self.emission_us);
+            .saturating_add(u64::from(units).saturating_mul(self.emission_us));
         let allow_at = new_tat.saturating_sub(self.tolerance_us);
         if allow_at > now_us {
             if let Some(i) = self.find(hash) {
@@ -259,10 +259,10 @@ impl RateLimiter {
         let now_us = self.now_us(now_ms);
         let tat = self.find(hash).map_or(now_us, |i| self.slots[i].tat_us);
         let tat = if actual >= reserved {
-            let debit = u64::from(actual - reserved) * self.emission_us;
+            let debit = u64::from(actual - reserved).saturating_mul(self.emission_us);
             tat.max(now_us).saturating_add(debit)
         } else {
-            let refund = u64::from(reserved - actual) * self.emission_us;
+            let refund = u64::from(reserved - actual).saturating_mul(self.emission_us);
             tat.saturating_sub(refund).max(now_us)
         };
         self.store(hash, tat, now_us);

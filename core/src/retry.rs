@@ -297,7 +297,7 @@ impl RetryPolicy {
             Some(wait) => wait,
             // A shrunk request is a different request: send it at once.
             None if overflow => 0,
-            None => self.backoff(call, kind_retries.max(call.retries) + 1),
+            None => self.backoff(call, kind_retries.max(call.retries).saturating_add(1)),
         };
         let retry_at_ms = now_ms.saturating_add(delay);
         if let Some(deadline) = c.deadline_ms {
@@ -313,7 +313,8 @@ impl RetryPolicy {
             return give_up(GiveUpReason::BudgetExhausted);
         }
         call.retries = call.retries.saturating_add(1);
-        *call.retries_by_kind.entry(kind).or_insert(0) += 1;
+        let kind_count = call.retries_by_kind.entry(kind).or_insert(0);
+        *kind_count = kind_count.saturating_add(1);
         call.previous_delay_ms = delay.max(c.base_delay_ms);
         let attempt = call.retries.saturating_add(1);
         match target_tokens {

@@ -6,8 +6,8 @@
 
 pub mod breaker;
 mod classify;
-mod diagnostics;
 mod config;
+mod diagnostics;
 pub mod ratelimit;
 pub mod retry;
 
