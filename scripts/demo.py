@@ -21,7 +21,7 @@ DEMO_SIZE = 13
 
 
 def surfaces():
-    rel = os.path.join(ROOT, "target", "release")
+    rel = os.path.join(ROOT, "target", "debug")
     return [
         ("core", [os.path.join(rel, "llmr"), "classify", "--jsonl", "--native"], ROOT),
         ("C", [os.path.join(ROOT, "target", "demo", "classify_jsonl")], ROOT),

@@ -10,7 +10,7 @@ echo "==> setting up (first run on a fresh machine takes a few minutes)"
 bash scripts/setup.sh >/dev/null
 echo "==> building the component, the CLI, the C library, the C and Go demo programs"
 cargo run -q -p xtask -- component
-cargo build -q -p llmr-host --bin llmr --release
+cargo build -q -p llmr-host --bin llmr
 cargo build -q -p llm-resilience-ffi --release
 mkdir -p target/demo
 cc -O2 -Wall -Wextra -I ffi/include -o target/demo/classify_jsonl ffi/examples/classify_jsonl.c \
