@@ -34,11 +34,19 @@
 //! # Ok::<(), llmr_host::HostError>(())
 //! ```
 
+mod breaker;
 mod input;
 mod plugin;
+mod ratelimit;
+mod retry;
+mod session;
 
+pub use breaker::{HostBreaker, HostBreakerSet};
 pub use input::{CallInput, InputError};
 pub use plugin::{DEFAULT_FUEL, DEFAULT_MEMORY_BYTES, HostError, Limits, Plugin};
+pub use ratelimit::HostLimiter;
+pub use retry::{HostCall, HostRetryBudget, HostRetryPolicy};
+pub use session::Session;
 
 use std::path::PathBuf;
 

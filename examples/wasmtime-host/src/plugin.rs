@@ -1,7 +1,7 @@
 //! Loading the component and calling it under limits.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder, Trap};
@@ -10,7 +10,7 @@ use llm_resilience::classify as core;
 
 /// Bindings generated from `wit/llm-resilience.wit`, world `plugin` (documented there).
 #[allow(missing_docs, unreachable_pub, clippy::all)]
-mod bindings {
+pub(crate) mod bindings {
     wasmtime::component::bindgen!({
         path: "../../wit",
         world: "plugin",
@@ -128,6 +128,27 @@ pub enum HostError {
     /// Any other trap or failure inside the component; the text is for people, not parsing.
     #[error("the component trapped: {0}")]
     Trap(String),
+    /// The component rejected a config or a snapshot (a `create` or `restore` returned its list
+    /// of problems). Nothing was created; the session is unharmed.
+    #[error(transparent)]
+    Config(#[from] llm_resilience::ConfigError),
+    /// The [`Session`](crate::Session) this resource lives in lost its instance to an earlier
+    /// trap (that call returned [`OutOfFuel`](HostError::OutOfFuel),
+    /// [`MemoryLimit`](HostError::MemoryLimit) or [`Trap`](HostError::Trap)). The state of every
+    /// resource in it is gone; restore each from its last snapshot into a new session.
+    #[error(
+        "the component instance holding this resource was lost to an earlier failure ({reason}); restore the resource from a snapshot into a new session"
+    )]
+    InstanceLost {
+        /// The failure that lost the instance, as it was reported then.
+        reason: String,
+    },
+    /// A resource from another [`Session`](crate::Session) was passed (a retry budget or call
+    /// belongs to the session of the policy that uses it).
+    #[error(
+        "a resource from another session was passed; a retry policy, its budget and its calls must share one session"
+    )]
+    ForeignResource,
 }
 
 /// At most this many warm instances wait for calls (more only while more calls run at once).
@@ -139,10 +160,10 @@ const RETAIN_MEMORY_BYTES: usize = 8 * 1024 * 1024;
 
 /// Store data: the memory limiter, which also remembers whether it refused a growth, so a trap
 /// that follows can be reported as [`HostError::MemoryLimit`] whatever the guest did next.
-struct HostState {
+pub(crate) struct HostState {
     limits: StoreLimits,
     /// The size of the last growth refused during the current call.
-    refused: Option<usize>,
+    pub(crate) refused: Option<usize>,
     /// The largest linear memory size allowed so far.
     memory_bytes: usize,
 }
@@ -194,9 +215,29 @@ impl ResourceLimiter for HostState {
 }
 
 /// An instance with its own store, kept between calls.
-struct Warm {
-    store: Store<HostState>,
-    plugin: bindings::Plugin,
+pub(crate) struct Warm {
+    pub(crate) store: Store<HostState>,
+    pub(crate) plugin: bindings::Plugin,
+}
+
+/// The warm instances waiting for calls. Shared with the [`Session`]s taken from it, which give
+/// their instance back when they end cleanly.
+pub(crate) type Pool = Arc<Mutex<Vec<Warm>>>;
+
+/// Puts `warm` back into `pool` if it stayed small and the pool has room; drops it otherwise.
+pub(crate) fn give_back(pool: &Pool, warm: Warm) {
+    if warm.store.data().memory_bytes <= RETAIN_MEMORY_BYTES {
+        let mut idle = lock_pool(pool);
+        if idle.len() < MAX_IDLE_INSTANCES {
+            idle.push(warm);
+        }
+    }
+}
+
+fn lock_pool(pool: &Pool) -> MutexGuard<'_, Vec<Warm>> {
+    // Nothing panics while the lock is held; if something ever did, the pool is still a valid
+    // list of instances.
+    pool.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A loaded, compiled llm-resilience component, ready to be called.
@@ -220,7 +261,7 @@ pub struct Plugin {
     engine: Engine,
     pre: bindings::PluginPre<HostState>,
     limits: Limits,
-    idle: Mutex<Vec<Warm>>,
+    idle: Pool,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -286,7 +327,7 @@ impl Plugin {
             engine,
             pre,
             limits,
-            idle: Mutex::new(Vec::new()),
+            idle: Pool::default(),
         })
     }
 
@@ -298,7 +339,7 @@ impl Plugin {
             engine: self.engine.clone(),
             pre: self.pre.clone(),
             limits: limits.validate()?,
-            idle: Mutex::new(Vec::new()),
+            idle: Pool::default(),
         })
     }
 
@@ -311,10 +352,9 @@ impl Plugin {
     /// are dropped).
     pub fn set_limits(&mut self, limits: Limits) -> Result<(), HostError> {
         self.limits = limits.validate()?;
-        self.idle
-            .get_mut()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        // A new pool: sessions still running under the old limits give their instances back
+        // to the old one, which goes away with them.
+        self.idle = Pool::default();
         Ok(())
     }
 
@@ -357,6 +397,12 @@ impl Plugin {
         self.call(|store, plugin| plugin.llm_resilience_classify().call_version(store))
     }
 
+    /// Calls the component's `diagnostics.noop` on a warm instance from the pool: the cost of
+    /// one stateless call (pool, fuel, call), to measure other calls against.
+    pub fn noop(&self) -> Result<(), HostError> {
+        self.call(|store, plugin| plugin.llm_resilience_diagnostics().call_noop(store))
+    }
+
     /// Runs `f` on a warm instance with a full fuel budget; keeps the instance if the call
     /// succeeded, drops it otherwise.
     fn call<R>(
@@ -374,22 +420,25 @@ impl Plugin {
             .map_err(|e| HostError::Trap(format!("{e:#}")))?;
         match f(&mut warm.store, &warm.plugin) {
             Ok(value) => {
-                if warm.store.data().memory_bytes <= RETAIN_MEMORY_BYTES {
-                    let mut idle = self.idle_pool();
-                    if idle.len() < MAX_IDLE_INSTANCES {
-                        idle.push(warm);
-                    }
-                }
+                give_back(&self.idle, warm);
                 Ok(value)
             }
-            Err(e) => Err(self.call_error(&warm.store, e)),
+            Err(e) => Err(call_error(self.limits, &warm.store, e)),
         }
     }
 
     fn idle_pool(&self) -> MutexGuard<'_, Vec<Warm>> {
-        // Nothing panics while the lock is held; if something ever did, the pool is still a
-        // valid list of instances.
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+        lock_pool(&self.idle)
+    }
+
+    /// A warm instance from the pool, or a new one.
+    pub(crate) fn take_instance(&self) -> Result<(Warm, Pool), HostError> {
+        let idle = self.idle_pool().pop();
+        let warm = match idle {
+            Some(warm) => warm,
+            None => self.instantiate()?,
+        };
+        Ok((warm, Arc::clone(&self.idle)))
     }
 
     fn instantiate(&self) -> Result<Warm, HostError> {
@@ -408,26 +457,28 @@ impl Plugin {
             .map_err(|e| HostError::Trap(format!("{e:#}")))?;
         match self.pre.instantiate(&mut store) {
             Ok(plugin) => Ok(Warm { store, plugin }),
-            Err(e) => Err(self.call_error(&store, e)),
+            Err(e) => Err(call_error(self.limits, &store, e)),
         }
     }
+}
 
-    /// Maps a failure inside the store to a typed error. The limiter's record comes first: a
-    /// refused growth may surface as a forced trap, an allocation-failure abort or anything
-    /// else the guest does when it cannot get memory.
-    fn call_error(&self, store: &Store<HostState>, error: wasmtime::Error) -> HostError {
-        if let Some(requested_bytes) = store.data().refused {
-            return HostError::MemoryLimit {
-                limit_bytes: self.limits.memory_bytes,
-                requested_bytes,
-            };
-        }
-        match error.downcast_ref::<Trap>() {
-            Some(Trap::OutOfFuel) => HostError::OutOfFuel {
-                fuel: self.limits.fuel,
-            },
-            _ => HostError::Trap(format!("{error:#}")),
-        }
+/// Maps a failure inside the store to a typed error. The limiter's record comes first: a
+/// refused growth may surface as a forced trap, an allocation-failure abort or anything else
+/// the guest does when it cannot get memory.
+pub(crate) fn call_error(
+    limits: Limits,
+    store: &Store<HostState>,
+    error: wasmtime::Error,
+) -> HostError {
+    if let Some(requested_bytes) = store.data().refused {
+        return HostError::MemoryLimit {
+            limit_bytes: limits.memory_bytes,
+            requested_bytes,
+        };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => HostError::OutOfFuel { fuel: limits.fuel },
+        _ => HostError::Trap(format!("{error:#}")),
     }
 }
 
@@ -462,7 +513,8 @@ fn classification_from_wit(c: wit::Classification) -> llm_resilience::Classifica
     }
 }
 
-fn kind_from_wit(kind: wit::ErrorKind) -> core::ErrorKind {
+/// The core's kind for a WIT kind (same names, same order).
+pub(crate) fn kind_from_wit(kind: wit::ErrorKind) -> core::ErrorKind {
     match kind {
         wit::ErrorKind::Auth => core::ErrorKind::Auth,
         wit::ErrorKind::QuotaExhausted => core::ErrorKind::QuotaExhausted,
@@ -477,6 +529,40 @@ fn kind_from_wit(kind: wit::ErrorKind) -> core::ErrorKind {
         wit::ErrorKind::ServerError => core::ErrorKind::ServerError,
         wit::ErrorKind::Network => core::ErrorKind::Network,
         wit::ErrorKind::Unknown => core::ErrorKind::Unknown,
+    }
+}
+
+/// The WIT kind for a core kind.
+pub(crate) fn kind_to_wit(kind: core::ErrorKind) -> wit::ErrorKind {
+    match kind {
+        core::ErrorKind::Auth => wit::ErrorKind::Auth,
+        core::ErrorKind::QuotaExhausted => wit::ErrorKind::QuotaExhausted,
+        core::ErrorKind::Moderation => wit::ErrorKind::Moderation,
+        core::ErrorKind::RateLimited => wit::ErrorKind::RateLimited,
+        core::ErrorKind::Timeout => wit::ErrorKind::Timeout,
+        core::ErrorKind::ContextOverflow => wit::ErrorKind::ContextOverflow,
+        core::ErrorKind::InvalidRequest => wit::ErrorKind::InvalidRequest,
+        core::ErrorKind::NotFound => wit::ErrorKind::NotFound,
+        core::ErrorKind::Overloaded => wit::ErrorKind::Overloaded,
+        core::ErrorKind::Unavailable => wit::ErrorKind::Unavailable,
+        core::ErrorKind::ServerError => wit::ErrorKind::ServerError,
+        core::ErrorKind::Network => wit::ErrorKind::Network,
+        core::ErrorKind::Unknown => wit::ErrorKind::Unknown,
+    }
+}
+
+/// The WIT classification for a core one (the retry policy's input).
+pub(crate) fn classification_to_wit(c: &llm_resilience::Classification) -> wit::Classification {
+    wit::Classification {
+        kind: kind_to_wit(c.kind),
+        retryable: c.retryable,
+        retry_after_ms: c.retry_after_ms,
+        limit_tokens: c.limit_tokens,
+        requested_tokens: c.requested_tokens,
+        provider: c.provider.clone(),
+        code: c.code.clone(),
+        error_type: c.error_type.clone(),
+        message: c.message.clone(),
     }
 }
 
@@ -520,6 +606,7 @@ mod tests {
                 .collect();
             assert_eq!(wit_name, c.as_str());
             assert_eq!(kind_from_wit(w), c);
+            assert_eq!(kind_from_wit(kind_to_wit(c)), c);
         }
     }
 
