@@ -344,6 +344,16 @@ func (s Settings) configJSON() ([]byte, error) {
 	return json.Marshal(cfg)
 }
 
+// nowMillis is clockMillis(time.Now()) for the methods without an explicit time, read the
+// cheaper way: time.Since(clockBase) reads only the monotonic clock (one clock read instead of
+// time.Now's two, about 25 ns instead of 50 ns on the benchmark machine).
+func nowMillis() uint64 {
+	return clockBaseMillis + uint64(time.Since(clockBase)/time.Millisecond)
+}
+
+// clockBaseMillis is clockMillis(clockBase).
+var clockBaseMillis = clockMillis(clockBase)
+
 // breakerError turns an LlmrResult into a Go error (see handleError); message may be NULL.
 func breakerError(r C.LlmrResult, message *C.char) error {
 	if r == C.LLMR_OK {
@@ -533,27 +543,35 @@ func (b *Breaker) Close() error {
 // the closure is the one allocation of the pair); when rejected, an *OpenError (matching
 // ErrOpenState or ErrTooManyRequests) with when to try again. It is AllowAt(time.Now()).
 func (b *Breaker) Allow() (done func(Outcome), err error) {
-	return b.AllowAt(time.Now())
+	return b.allow(nowMillis())
 }
 
-// AllowAt is Allow at an explicit time; done records at time.Now(). For full control of the
-// clock use AcquireAt and RecordAt.
+// AllowAt is Allow at an explicit time; done records at the current time. For full control of
+// the clock use AcquireAt and RecordAt.
 func (b *Breaker) AllowAt(now time.Time) (done func(Outcome), err error) {
-	p, err := b.AcquireAt(now)
+	return b.allow(clockMillis(now))
+}
+
+func (b *Breaker) allow(nowMs uint64) (done func(Outcome), err error) {
+	p, err := b.acquire(nowMs)
 	if err != nil {
 		return nil, err
 	}
-	return func(o Outcome) { b.RecordAt(p, o, time.Now()) }, nil
+	return func(o Outcome) { b.record(p, o, nowMillis()) }, nil
 }
 
 // Acquire is AcquireAt(time.Now()).
 func (b *Breaker) Acquire() (Permit, error) {
-	return b.AcquireAt(time.Now())
+	return b.acquire(nowMillis())
 }
 
 // AcquireAt asks to make a call at now: a Permit to give back to RecordAt, or an *OpenError.
 // It allocates nothing when the call is admitted.
 func (b *Breaker) AcquireAt(now time.Time) (Permit, error) {
+	return b.acquire(clockMillis(now))
+}
+
+func (b *Breaker) acquire(nowMs uint64) (Permit, error) {
 	if b.closed.Load() {
 		return Permit{}, ErrClosed
 	}
@@ -561,7 +579,7 @@ func (b *Breaker) AcquireAt(now time.Time) (Permit, error) {
 		runtime.GC()
 	}
 	var a C.LlmrAdmission
-	r := C.llmr_breaker_acquire(b.h, C.uint64_t(clockMillis(now)), &a)
+	r := C.llmr_breaker_acquire(b.h, C.uint64_t(nowMs), &a)
 	runtime.KeepAlive(b)
 	if r != C.LLMR_OK {
 		return Permit{}, breakerError(r, nil)
@@ -571,13 +589,17 @@ func (b *Breaker) AcquireAt(now time.Time) (Permit, error) {
 
 // Record is RecordAt(p, o, time.Now()).
 func (b *Breaker) Record(p Permit, o Outcome) (Recorded, error) {
-	return b.RecordAt(p, o, time.Now())
+	return b.record(p, o, nowMillis())
 }
 
 // RecordAt records at now how the call admitted by p ended, and returns whether the outcome
 // was stale and the transition it caused. It allocates nothing. An outcome whose Type or Kind
 // is not one of the constants gives an error (the C layer's "invalid-argument").
 func (b *Breaker) RecordAt(p Permit, o Outcome, now time.Time) (Recorded, error) {
+	return b.record(p, o, clockMillis(now))
+}
+
+func (b *Breaker) record(p Permit, o Outcome, nowMs uint64) (Recorded, error) {
 	if b.closed.Load() {
 		return Recorded{}, ErrClosed
 	}
@@ -586,7 +608,7 @@ func (b *Breaker) RecordAt(p Permit, o Outcome, now time.Time) (Recorded, error)
 	}
 	kind, outcome, hasRetry, retryMs := outcomeArgs(o)
 	var out C.LlmrRecorded
-	r := C.llmr_breaker_record(b.h, &p.c, outcome, kind, hasRetry, retryMs, C.uint64_t(clockMillis(now)), &out)
+	r := C.llmr_breaker_record(b.h, &p.c, outcome, kind, hasRetry, retryMs, C.uint64_t(nowMs), &out)
 	runtime.KeepAlive(b)
 	if r != C.LLMR_OK {
 		return Recorded{}, breakerError(r, nil)
@@ -603,14 +625,14 @@ func (b *Breaker) RecordAt(p Permit, o Outcome, now time.Time) (Recorded, error)
 // rejected call returns the *OpenError without running fn. If fn panics, the outcome is
 // ignored and the panic continues.
 func (b *Breaker) Execute(ctx context.Context, fn func(context.Context) error) error {
-	p, err := b.AcquireAt(time.Now())
+	p, err := b.acquire(nowMillis())
 	if err != nil {
 		return err
 	}
 	recorded := false
 	defer func() {
 		if !recorded {
-			b.RecordAt(p, Ignored, time.Now())
+			b.record(p, Ignored, nowMillis())
 		}
 	}()
 	err = fn(ctx)
@@ -619,39 +641,47 @@ func (b *Breaker) Execute(ctx context.Context, fn func(context.Context) error) e
 		o = Ignored
 	}
 	recorded = true
-	b.RecordAt(p, o, time.Now())
+	b.record(p, o, nowMillis())
 	return err
 }
 
 // State is StateAt(time.Now()).
 func (b *Breaker) State() State {
-	return b.StateAt(time.Now())
+	return b.state(nowMillis())
 }
 
 // StateAt returns the state at now (an open breaker whose period has ended reads as
 // half-open). A closed Breaker reads as StateClosed.
 func (b *Breaker) StateAt(now time.Time) State {
+	return b.state(clockMillis(now))
+}
+
+func (b *Breaker) state(nowMs uint64) State {
 	if b.closed.Load() {
 		return StateClosed
 	}
 	var s C.LlmrBreakerState
-	C.llmr_breaker_state(b.h, C.uint64_t(clockMillis(now)), &s)
+	C.llmr_breaker_state(b.h, C.uint64_t(nowMs), &s)
 	runtime.KeepAlive(b)
 	return State(s)
 }
 
 // Counts is CountsAt(time.Now()).
 func (b *Breaker) Counts() Counts {
-	return b.CountsAt(time.Now())
+	return b.counts(nowMillis())
 }
 
 // CountsAt returns the counts at now (all zero for a closed Breaker).
 func (b *Breaker) CountsAt(now time.Time) Counts {
+	return b.counts(clockMillis(now))
+}
+
+func (b *Breaker) counts(nowMs uint64) Counts {
 	if b.closed.Load() {
 		return Counts{}
 	}
 	var c C.LlmrCounts
-	C.llmr_breaker_counts(b.h, C.uint64_t(clockMillis(now)), &c)
+	C.llmr_breaker_counts(b.h, C.uint64_t(nowMs), &c)
 	runtime.KeepAlive(b)
 	return countsFromC(&c)
 }
@@ -798,21 +828,29 @@ var emptyKey byte
 
 // Allow is AllowAt(key, time.Now()).
 func (s *BreakerSet) Allow(key string) (done func(Outcome), err error) {
-	return s.AllowAt(key, time.Now())
+	return s.allow(key, nowMillis())
 }
 
 // AllowAt asks to make a call for key (UTF-8, 1..256 bytes) at now; see Breaker.AllowAt.
 func (s *BreakerSet) AllowAt(key string, now time.Time) (done func(Outcome), err error) {
-	p, err := s.AcquireAt(key, now)
+	return s.allow(key, clockMillis(now))
+}
+
+func (s *BreakerSet) allow(key string, nowMs uint64) (done func(Outcome), err error) {
+	p, err := s.acquire(key, nowMs)
 	if err != nil {
 		return nil, err
 	}
-	return func(o Outcome) { s.RecordAt(key, p, o, time.Now()) }, nil
+	return func(o Outcome) { s.record(key, p, o, nowMillis()) }, nil
 }
 
 // AcquireAt asks to make a call for key at now; see Breaker.AcquireAt. Errors: ErrInvalidKey,
 // ErrInvalidUTF8, an *OpenError.
 func (s *BreakerSet) AcquireAt(key string, now time.Time) (Permit, error) {
+	return s.acquire(key, clockMillis(now))
+}
+
+func (s *BreakerSet) acquire(key string, nowMs uint64) (Permit, error) {
 	if s.closed.Load() {
 		return Permit{}, ErrClosed
 	}
@@ -821,7 +859,7 @@ func (s *BreakerSet) AcquireAt(key string, now time.Time) (Permit, error) {
 	}
 	kp, kn := breakerKeyArg(key)
 	var a C.LlmrAdmission
-	r := C.llmr_breaker_set_acquire(s.h, kp, kn, C.uint64_t(clockMillis(now)), &a)
+	r := C.llmr_breaker_set_acquire(s.h, kp, kn, C.uint64_t(nowMs), &a)
 	runtime.KeepAlive(key)
 	runtime.KeepAlive(s)
 	if r != C.LLMR_OK {
@@ -832,6 +870,10 @@ func (s *BreakerSet) AcquireAt(key string, now time.Time) (Permit, error) {
 
 // RecordAt records the outcome of key's call admitted by p; a key evicted since is stale.
 func (s *BreakerSet) RecordAt(key string, p Permit, o Outcome, now time.Time) (Recorded, error) {
+	return s.record(key, p, o, clockMillis(now))
+}
+
+func (s *BreakerSet) record(key string, p Permit, o Outcome, nowMs uint64) (Recorded, error) {
 	if s.closed.Load() {
 		return Recorded{}, ErrClosed
 	}
@@ -841,7 +883,7 @@ func (s *BreakerSet) RecordAt(key string, p Permit, o Outcome, now time.Time) (R
 	kp, kn := breakerKeyArg(key)
 	kind, outcome, hasRetry, retryMs := outcomeArgs(o)
 	var out C.LlmrRecorded
-	r := C.llmr_breaker_set_record(s.h, kp, kn, &p.c, outcome, kind, hasRetry, retryMs, C.uint64_t(clockMillis(now)), &out)
+	r := C.llmr_breaker_set_record(s.h, kp, kn, &p.c, outcome, kind, hasRetry, retryMs, C.uint64_t(nowMs), &out)
 	runtime.KeepAlive(key)
 	runtime.KeepAlive(s)
 	if r != C.LLMR_OK {
@@ -852,14 +894,14 @@ func (s *BreakerSet) RecordAt(key string, p Permit, o Outcome, now time.Time) (R
 
 // Execute runs fn under key's breaker; see Breaker.Execute.
 func (s *BreakerSet) Execute(ctx context.Context, key string, fn func(context.Context) error) error {
-	p, err := s.AcquireAt(key, time.Now())
+	p, err := s.acquire(key, nowMillis())
 	if err != nil {
 		return err
 	}
 	recorded := false
 	defer func() {
 		if !recorded {
-			s.RecordAt(key, p, Ignored, time.Now())
+			s.record(key, p, Ignored, nowMillis())
 		}
 	}()
 	err = fn(ctx)
@@ -868,7 +910,7 @@ func (s *BreakerSet) Execute(ctx context.Context, key string, fn func(context.Co
 		o = Ignored
 	}
 	recorded = true
-	s.RecordAt(key, p, o, time.Now())
+	s.record(key, p, o, nowMillis())
 	return err
 }
 
