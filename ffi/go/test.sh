@@ -30,5 +30,11 @@ if ! go test -run '^$' -bench . -benchtime 1x -count=1 ./... >"$log" 2>&1; then
     cat "$log"
     exit 1
 fi
+echo "[go] breaker benchmarks, short run (ratios in BENCHMARKS.md): -bench 'Breaker|CgoNoop|Gobreaker' -benchtime 200ms"
+if ! go test -run '^$' -bench 'Breaker|CgoNoop|Gobreaker' -benchmem -benchtime 200ms -count=1 . >"$log" 2>&1; then
+    cat "$log"
+    exit 1
+fi
+grep -E '^Benchmark' "$log"
 echo "[go] test-external.sh"
 "$here/test-external.sh"
