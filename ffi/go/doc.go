@@ -1,6 +1,10 @@
 // Package llmresilience classifies failed LLM API calls — rate limits, exhausted quota,
 // context overflow, outages, timeouts, network errors — into a closed set of kinds with retry
-// hints, using the llm-resilience Rust core through its C ABI (cgo).
+// hints, and decides what to do about them: circuit breakers per model (Breaker, BreakerSet,
+// shaped like sony/gobreaker's two-step breaker), rate limits per chat session (Limiter, like
+// golang.org/x/time/rate but keyed and weighted), and retry decisions under a service-wide
+// budget (RetryPolicy, RetryBudget, RetryCall). It uses the llm-resilience Rust core through
+// its C ABI (cgo). Every method that reads the clock has an …At twin that takes the time.
 //
 // The package makes no decisions of its own: it converts Go values to the C structs of
 // ffi/include/llm_resilience.h and back. The same input gives the same Classification in Go,
