@@ -15,6 +15,14 @@
 //! - turns every trap (fuel exhausted, memory cap reached, anything else) into a typed
 //!   [`HostError`]. A trap never crashes the host, and the next call works as if nothing happened.
 //!
+//! Stateful capabilities live in the component as WIT resources, created in a [`Session`] (a
+//! pinned instance): [`HostBreaker`], [`HostBreakerSet`], [`HostLimiter`], [`HostRetryPolicy`]
+//! with its [`HostRetryBudget`] and [`HostCall`]s. Their methods mirror the native ones and
+//! return the core's types (`llm_resilience::breaker::Permit`, `ratelimit::Verdict`,
+//! `retry::Decision`, …); configs and snapshots cross as JSON, the core's serde forms, so a
+//! snapshot taken in the component restores into the native core and back. See [`Session`] for
+//! how sessions relate to the instance pool and what a trap costs.
+//!
 //! [`Plugin::classify`] takes and returns the core's own types
 //! ([`llm_resilience::ClassifyInput`], [`llm_resilience::Classification`]), so a caller can swap
 //! the native core and the component freely, and their JSON output is byte-identical.

@@ -78,7 +78,11 @@ impl Limits {
 /// Loading errors ([`ComponentNotFound`](HostError::ComponentNotFound) …
 /// [`HasImports`](HostError::HasImports)) mean there is no usable plugin. Call errors
 /// ([`OutOfFuel`](HostError::OutOfFuel), [`MemoryLimit`](HostError::MemoryLimit),
-/// [`Trap`](HostError::Trap)) concern one call only: the plugin stays usable.
+/// [`Trap`](HostError::Trap)) concern one call only: the plugin stays usable. In a
+/// [`Session`](crate::Session) they also lose the session's instance and every resource in it;
+/// later calls there are [`InstanceLost`](HostError::InstanceLost) (restore from snapshots into a
+/// new session). [`Config`](HostError::Config) and
+/// [`ForeignResource`](HostError::ForeignResource) are refusals: nothing changed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum HostError {
