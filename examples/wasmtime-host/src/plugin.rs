@@ -254,7 +254,9 @@ fn lock_pool(pool: &Pool) -> MutexGuard<'_, Vec<Warm>> {
 ///   classification itself; reusing a warm instance costs only resetting its fuel;
 /// - the component is pure (no state survives a call except its allocator's free lists), so
 ///   reuse cannot change a result — the vector tests run every case on one plugin and compare
-///   with the native core;
+///   with the native core. Resources are the exception, so they live in a [`Session`](crate::Session)
+///   that keeps its instance out of the pool until every resource in it is dropped (destructors
+///   run), and then gives it back;
 /// - an instance that trapped is dropped, never reused (the next call instantiates anew), and
 ///   one whose memory grew past 8 MiB (a huge body) is dropped after its call, so idle instances
 ///   stay small; at most 8 wait idle.
