@@ -146,10 +146,13 @@ test('a trap is a thrown PluginTrap, and the next call runs in a fresh instance'
   // jco's instantiateCore hook: the first classify call in the component's core module traps.
   const trapping = new llmr.Plugin({
     instantiateCore(module, imports) {
-      instances += 1;
       const core = new WebAssembly.Instance(module, imports);
-      const exports = { ...core.exports };
       const name = 'llm:resilience/classify@0.1.0#classify';
+      // The component holds several core modules (the plugin and jco's shims): count the
+      // plugin's instances only.
+      if (!(name in core.exports)) return core;
+      instances += 1;
+      const exports = { ...core.exports };
       const real = exports[name];
       exports[name] = (...args) => {
         if (armed) {
