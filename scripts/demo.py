@@ -40,6 +40,8 @@ def load_cases():
         if name.startswith("classify") and name.endswith(".json"):
             with open(os.path.join(vec_dir, name), encoding="utf-8") as f:
                 cases.extend(json.load(f)["cases"])
+    # Show server-directed waits where the vectors have them: those cases first (stable sort).
+    cases.sort(key=lambda c: 0 if c["expect"].get("retry_after_ms") else 1)
     picked, seen_kinds, seen_providers = [], {}, set()
     for case in cases:
         kind = case["expect"]["kind"]
