@@ -17,11 +17,13 @@
 #![forbid(unsafe_code)]
 
 pub mod breaker;
+pub mod chat;
 pub mod classify;
 pub mod config;
 pub mod ratelimit;
 pub mod redact;
 pub mod retry;
+pub mod tokens;
 
 pub use classify::{
     Classification, ClassifyInput, ErrorKind, MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADERS,
