@@ -13,6 +13,8 @@
 //!   retry budget;
 //! - [`breaker`]: circuit breakers per model or provider, with half-open probing;
 //! - [`ratelimit`]: GCRA rate limits per chat session, weighted, in bounded memory;
+//! - [`credits`]: OpenRouter credit parsing and monitoring with alerts that fire once per
+//!   crossing, and a `max_tokens` suggestion from a 402 "can only afford";
 //! - [`redact`]: keep API keys and bearer tokens out of every message the library produces.
 #![forbid(unsafe_code)]
 
@@ -20,6 +22,7 @@ pub mod breaker;
 pub mod chat;
 pub mod classify;
 pub mod config;
+pub mod credits;
 pub mod ratelimit;
 pub mod redact;
 pub mod retry;
