@@ -25,7 +25,9 @@
 //!   day), or — when it is absent — what the total usage grew by since the first snapshot of
 //!   the current UTC day (that needs the wall clock; spend before that first snapshot is not
 //!   seen). With several measures, the largest counts. Threshold $1/day.
-//! - **Runway**: hours of balance left at the current burn rate. Threshold 24 h.
+//! - **Runway**: hours of balance left at the current burn rate. Threshold 24 h. A key whose
+//!   limit resets (`limit_reset`: daily, weekly, monthly, at midnight UTC) before it would run
+//!   out does not limit the runway — its money comes back first (this needs the wall clock).
 //!
 //! # Once per crossing (hysteresis)
 //!
@@ -803,6 +805,52 @@ fn runway_of(balance: i64, burn: Burn) -> Runway {
     }
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = if month > 2 { month - 3 } else { month + 9 };
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `(year, month)` of a day since 1970-01-01 (H. Hinnant's `civil_from_days`).
+fn year_month(days: i64) -> (i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month)
+}
+
+/// Hours from `wall_ms` (Unix time) to the key limit's next reset: midnight UTC; Monday for
+/// weekly limits; the 1st of the month for monthly ones. `None` for an unknown period.
+fn hours_until_reset(reset: LimitReset, wall_ms: u64) -> Option<f64> {
+    let today = i64::try_from(wall_ms / MS_PER_DAY).ok()?;
+    let next_day = match reset {
+        LimitReset::Daily => today + 1,
+        // 1970-01-01 was a Thursday: (days + 3) % 7 is 0 on Mondays.
+        LimitReset::Weekly => today + 7 - (today + 3).rem_euclid(7),
+        LimitReset::Monthly => {
+            let (y, m) = year_month(today);
+            if m == 12 {
+                days_from_civil(y + 1, 1, 1)
+            } else {
+                days_from_civil(y, m + 1, 1)
+            }
+        }
+        LimitReset::Other => return None,
+    };
+    let next_ms = u64::try_from(next_day).ok()?.checked_mul(MS_PER_DAY)?;
+    Some(next_ms.saturating_sub(wall_ms) as f64 / MS_PER_HOUR)
+}
+
 fn combine(a: Runway, b: Runway) -> Runway {
     match (a, b) {
         (Runway::Hours(x), Runway::Hours(y)) => Runway::Hours(x.min(y)),
@@ -911,7 +959,15 @@ impl CreditMonitor {
         };
         let runway = {
             let a = account_balance.map_or(Runway::Unknown, |b| runway_of(b, account_burn));
-            let k = key_remaining.map_or(Runway::Unknown, |b| runway_of(b, key_burn));
+            let reset_in = key
+                .and_then(|k| k.limit_reset)
+                .zip(wall_clock_ms)
+                .and_then(|(reset, wall)| hours_until_reset(reset, wall));
+            let k = match (key_remaining.map(|b| runway_of(b, key_burn)), reset_in) {
+                // The limit comes back before the key runs out: the key does not limit.
+                (Some(Runway::Hours(h)), Some(until)) if h > until => Runway::Unlimited,
+                (k, _) => k.unwrap_or(Runway::Unknown),
+            };
             match (account_balance, key_remaining) {
                 (Some(_), Some(_)) => combine(a, k),
                 (Some(_), None) => a,
@@ -1315,6 +1371,29 @@ mod tests {
     }
 
     #[test]
+    fn limit_reset_times() {
+        // 2026-11-27 was a Friday; 21:00 UTC.
+        let wall = DAY0 + 21 * HOUR;
+        assert_eq!(hours_until_reset(LimitReset::Daily, wall), Some(3.0));
+        // Monday 2026-11-30 00:00 UTC: 2 days and 3 hours.
+        assert_eq!(hours_until_reset(LimitReset::Weekly, wall), Some(51.0));
+        // 2026-12-01 00:00 UTC: 3 days and 3 hours.
+        assert_eq!(hours_until_reset(LimitReset::Monthly, wall), Some(75.0));
+        // December rolls into January; a Monday at midnight waits a whole week.
+        let dec31 = 1_798_675_200_000; // 2026-12-31T00:00:00Z
+        assert_eq!(hours_until_reset(LimitReset::Monthly, dec31), Some(24.0));
+        let monday = DAY0 + 3 * MS_PER_DAY;
+        assert_eq!(hours_until_reset(LimitReset::Weekly, monday), Some(168.0));
+        // Leap year: 2028-02-28 00:00 → 2028-03-01 is two days.
+        let feb28 = 1_835_308_800_000;
+        assert_eq!(hours_until_reset(LimitReset::Monthly, feb28), Some(48.0));
+        assert_eq!(hours_until_reset(LimitReset::Other, wall), None);
+        // The far future neither panics nor overflows.
+        let _ = hours_until_reset(LimitReset::Monthly, u64::MAX);
+        let _ = hours_until_reset(LimitReset::Weekly, u64::MAX);
+    }
+
+    #[test]
     fn afford_margin_and_bounds() {
         let a =
             suggest_max_tokens("You requested up to 100 tokens, but can only afford 100.").unwrap();
@@ -1376,18 +1455,28 @@ mod tests {
             Just(1e9),
             Just(-1e9)
         ];
+        let reset = prop_oneof![
+            Just(LimitReset::Daily),
+            Just(LimitReset::Weekly),
+            Just(LimitReset::Monthly),
+            Just(LimitReset::Other),
+        ];
         let key = (
             proptest::option::of(money.clone()),
             proptest::option::of(money.clone()),
             proptest::option::of(money.clone()),
+            proptest::option::of(reset),
         )
-            .prop_map(|(usage, usage_daily, limit_remaining)| KeyInfo {
-                label: Some(FAKE_KEY.into()),
-                usage,
-                usage_daily,
-                limit_remaining,
-                ..KeyInfo::default()
-            });
+            .prop_map(
+                |(usage, usage_daily, limit_remaining, limit_reset)| KeyInfo {
+                    label: Some(FAKE_KEY.into()),
+                    usage,
+                    usage_daily,
+                    limit_remaining,
+                    limit_reset,
+                    ..KeyInfo::default()
+                },
+            );
         let credits = (money.clone(), money).prop_map(|(total_credits, total_usage)| CreditsInfo {
             total_credits,
             total_usage,
