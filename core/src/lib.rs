@@ -15,6 +15,9 @@
 //! - [`ratelimit`]: GCRA rate limits per chat session, weighted, in bounded memory;
 //! - [`credits`]: OpenRouter credit parsing and monitoring with alerts that fire once per
 //!   crossing, and a `max_tokens` suggestion from a 402 "can only afford";
+//! - [`tokens`]: token counts — exact for o200k_base and cl100k_base (cargo feature `tiktoken`),
+//!   a proven upper bound without the tables, chat overhead, and per-model calibration from the
+//!   provider's reported usage;
 //! - [`redact`]: keep API keys and bearer tokens out of every message the library produces.
 #![forbid(unsafe_code)]
 
