@@ -1592,6 +1592,57 @@ mod tests {
         check_invariants(&input, &b, &t, &counter);
     }
 
+    /// A long conversation (200 history messages: Indonesian and English turns with emoji and
+    /// tool exchanges) with 5 documents, trimmed with the exact o200k_base counter.
+    #[cfg(feature = "tiktoken")]
+    #[test]
+    fn trims_a_long_conversation_with_the_exact_counter() {
+        use crate::tokens::{Encoding, Tokenizer};
+        let tokenizer = Tokenizer::new(Encoding::O200kBase).unwrap();
+        let mut history = Vec::new();
+        while history.len() < 200 {
+            history.extend(indonesian_chat());
+            history.extend(tool_history());
+        }
+        history.truncate(200);
+        let docs: Vec<String> = (1..=5)
+            .map(|i| {
+                format!(
+                    "Artikel {i}: Tukar ukuran gratis dalam 7 hari 🙏🏽. Barang harus belum dicuci.\n"
+                )
+                .repeat(20)
+            })
+            .collect();
+        let latest = user("Kak, kalau tukar ukuran ongkirnya siapa yang tanggung? 🤔");
+        let input = TrimInput {
+            system: SYSTEM,
+            documents: &docs,
+            history: &history,
+            latest: &latest,
+            tools: &[],
+        };
+        // The untrimmed request, counted by hand.
+        let mut all = vec![msg(Role::System, SYSTEM)];
+        all.extend(docs.iter().map(|d| msg(Role::System, d)));
+        all.extend(history.iter().cloned());
+        all.push(latest.clone());
+        let before = tokenizer.count_messages(&all, &[]).unwrap();
+        for limit in [before - 1, before / 2, before / 5, before / 20] {
+            let b = budget_with(limit, |c| c.min_document_chars = 200);
+            let t = trim(&b, &input, &tokenizer).unwrap();
+            check_invariants(&input, &b, &t, &tokenizer);
+            assert_eq!(t.report.tokens_before, Some(before));
+            // The request is never far below the limit: what it could not keep is at most one
+            // exchange (from one user turn to the next; under 150 tokens here) or a document's
+            // prefix down to the next preferred boundary.
+            assert!(
+                t.report.tokens_after + 150 > limit,
+                "{limit}: {}",
+                t.report.tokens_after
+            );
+        }
+    }
+
     fn overflow(limit: Option<u64>, requested: Option<u64>) -> Classification {
         Classification {
             kind: ErrorKind::ContextOverflow,
