@@ -13,15 +13,26 @@
 //!   retry budget;
 //! - [`breaker`]: circuit breakers per model or provider, with half-open probing;
 //! - [`ratelimit`]: GCRA rate limits per chat session, weighted, in bounded memory;
+//! - [`credits`]: OpenRouter credit parsing and monitoring with alerts that fire once per
+//!   crossing, and a `max_tokens` suggestion from a 402 "can only afford";
+//! - [`context`]: fit a conversation (system prompt, ranked documents, history with tool calls,
+//!   the latest message) into a token budget without breaking it;
+//! - [`tokens`]: token counts — exact for o200k_base and cl100k_base (cargo feature `tiktoken`),
+//!   a proven upper bound without the tables, chat overhead, and per-model calibration from the
+//!   provider's reported usage;
 //! - [`redact`]: keep API keys and bearer tokens out of every message the library produces.
 #![forbid(unsafe_code)]
 
 pub mod breaker;
+pub mod chat;
 pub mod classify;
 pub mod config;
+pub mod context;
+pub mod credits;
 pub mod ratelimit;
 pub mod redact;
 pub mod retry;
+pub mod tokens;
 
 pub use classify::{
     Classification, ClassifyInput, ErrorKind, MAX_BODY_BYTES, MAX_HEADER_BYTES, MAX_HEADERS,

@@ -1,0 +1,121 @@
+//! Runs the context-trimming conformance vectors (`tests/vectors/context.json`) against the
+//! core, with the upper-bound counter the file's description names. Every other surface runs
+//! the same file.
+
+use llm_resilience::chat::{Message, ToolSchema};
+use llm_resilience::classify::Classification;
+use llm_resilience::context::{ContextBudget, TrimInput, next_budget, trim};
+use llm_resilience::retry::{RetryConfig, RetryPolicy};
+use llm_resilience::tokens::UpperBound;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+/// The `input` of a case, owned.
+#[derive(Deserialize)]
+struct Input {
+    system: String,
+    documents: Vec<String>,
+    history: Vec<Message>,
+    latest: Message,
+    #[serde(default)]
+    tools: Vec<ToolSchema>,
+}
+
+fn load() -> Value {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors/context.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// `expect` matches `got` when every field `expect` names has the same value in `got`
+/// (recursively for objects); other values (arrays included) must be equal.
+fn matches(expect: &Value, got: &Value) -> bool {
+    match (expect, got) {
+        (Value::Object(e), Value::Object(g)) => e
+            .iter()
+            .all(|(k, v)| matches(v, g.get(k).unwrap_or(&Value::Null))),
+        _ => expect == got,
+    }
+}
+
+fn compare(expect: &Value, got: &Value) -> Result<(), String> {
+    if matches(expect, got) {
+        Ok(())
+    } else {
+        Err(format!("expected {expect}, got {got}"))
+    }
+}
+
+fn trim_case(case: &Value) -> Result<(), String> {
+    let budget: ContextBudget =
+        serde_json::from_value(case["budget"].clone()).map_err(|e| e.to_string())?;
+    let input: Input = serde_json::from_value(case["input"].clone()).map_err(|e| e.to_string())?;
+    let trim_input = TrimInput {
+        system: &input.system,
+        documents: &input.documents,
+        history: &input.history,
+        latest: &input.latest,
+        tools: &input.tools,
+    };
+    let got = match trim(&budget, &trim_input, &UpperBound::default()) {
+        Ok(t) => json!({ "ok": t }),
+        Err(e) => json!({ "error": e }),
+    };
+    match (case.get("expect"), case.get("expect_error")) {
+        (Some(expect), None) => compare(expect, &got["ok"]),
+        (None, Some(expect)) => compare(expect, &got["error"]),
+        _ => Err("a case needs exactly one of expect and expect_error".into()),
+    }
+}
+
+fn next_budget_case(case: &Value) -> Result<(), String> {
+    let current: ContextBudget =
+        serde_json::from_value(case["current"].clone()).map_err(|e| e.to_string())?;
+    let retry: RetryConfig =
+        serde_json::from_value(case["retry"].clone()).map_err(|e| e.to_string())?;
+    let policy = RetryPolicy::new(retry).map_err(|e| e.to_string())?;
+    let mut failure = case["failure"].clone();
+    failure["message"] = json!("");
+    let failure: Classification = serde_json::from_value(failure).map_err(|e| e.to_string())?;
+    let got = match next_budget(&failure, &current, case["request_tokens"].as_u64(), &policy) {
+        Ok(b) => json!({
+            "ok": {"limit_tokens": b.limit_tokens(), "context_window": b.config().context_window}
+        }),
+        Err(e) => json!({ "error": e }),
+    };
+    match (case.get("expect"), case.get("expect_error")) {
+        (Some(expect), None) => compare(expect, &got["ok"]),
+        (None, Some(expect)) => compare(expect, &got["error"]),
+        _ => Err("a case needs exactly one of expect and expect_error".into()),
+    }
+}
+
+#[test]
+fn context_vectors() {
+    let file = load();
+    let mut passed = 0;
+    let mut failures = Vec::new();
+    for (list, run) in [
+        ("cases", trim_case as fn(&Value) -> Result<(), String>),
+        ("next_budget", next_budget_case),
+    ] {
+        let cases = file[list].as_array().cloned().unwrap_or_default();
+        assert!(!cases.is_empty(), "context.json has no {list}");
+        for case in cases {
+            match run(&case) {
+                Ok(()) => passed += 1,
+                Err(e) => failures.push(format!("{}: {e}", case["name"])),
+            }
+        }
+    }
+    println!(
+        "[core] context vectors: {passed} passed, {} failed",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "failing cases:\n{}",
+        failures.join("\n")
+    );
+}
