@@ -22,10 +22,13 @@ run() {
 run setup bash scripts/setup.sh
 run fmt cargo fmt --all --check
 run clippy cargo clippy --workspace --all-targets -- -D warnings
+# The exact tokenizer (o200k/cl100k tables) is an opt-in core feature until its surfaces land.
+run clippy-tokenizer cargo clippy -p llm-resilience --all-targets --all-features -- -D warnings
 run component cargo run -q -p xtask -- component
 run imports cargo run -q -p xtask -- check-imports target/llm-resilience.wasm
 run header bash ffi/check-header.sh
 run cargo-test cargo test --workspace -- --nocapture
+run tokenizer-test cargo test -p llm-resilience --features tiktoken --lib -- tokens:: context::
 run fuzz-build cargo build -q -p llm-resilience-fuzz
 run c bash ffi/tests/c/run.sh
 run go bash ffi/go/test.sh
