@@ -18,50 +18,7 @@
 #include <string.h>
 
 #include "llm_resilience.h"
-
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fclose(f);
-        return NULL;
-    }
-    long size = ftell(f);
-    rewind(f);
-    char *buf = size >= 0 ? malloc((size_t)size + 1) : NULL;
-    if (!buf || fread(buf, 1, (size_t)size, f) != (size_t)size) {
-        free(buf);
-        fclose(f);
-        return NULL;
-    }
-    buf[size] = '\0';
-    fclose(f);
-    return buf;
-}
-
-/* `expect` matches `got` when every field `expect` names has the same value in `got`
- * (recursively for objects); other values must be equal. */
-static int matches(const cJSON *expect, const cJSON *got) {
-    if (cJSON_IsObject(expect)) {
-        if (!cJSON_IsObject(got)) return 0;
-        const cJSON *field;
-        cJSON_ArrayForEach(field, expect) {
-            if (!matches(field, cJSON_GetObjectItemCaseSensitive(got, field->string))) return 0;
-        }
-        return 1;
-    }
-    return got != NULL && cJSON_Compare(expect, got, 1);
-}
-
-static uint64_t u64_of(const cJSON *obj, const char *field) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, field);
-    return cJSON_IsNumber(v) && v->valuedouble >= 0 ? (uint64_t)v->valuedouble : 0;
-}
-
-static const char *str_of(const cJSON *obj, const char *field) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, field);
-    return cJSON_IsString(v) ? v->valuestring : "";
-}
+#include "vectors_common.h"
 
 static const char *state_name(LlmrBreakerState s) {
     switch (s) {

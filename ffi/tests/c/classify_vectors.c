@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "llm_resilience.h"
+#include "vectors_common.h"
 
 /* Declared here, not in the header: the version-named link check symbol (see the header). */
 extern const char *llmr_version_0_1_0(void);
@@ -35,32 +36,6 @@ __attribute__((format(printf, 3, 4))) static void failf(const char *file, const 
     va_end(ap);
     fputc('\n', stdout);
     failed_checks++;
-}
-
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (cap - len < 65536) {
-            size_t ncap = cap ? cap * 2 : 65536;
-            char *nbuf = realloc(buf, ncap + 1);
-            if (!nbuf) {
-                free(buf);
-                fclose(f);
-                return NULL;
-            }
-            buf = nbuf;
-            cap = ncap;
-        }
-        size_t n = fread(buf + len, 1, cap - len, f);
-        len += n;
-        if (n == 0) break;
-    }
-    fclose(f);
-    buf[len] = '\0';
-    return buf;
 }
 
 /* A JSON number that is a whole, non-negative integer below 2^53 (exact in a double). */

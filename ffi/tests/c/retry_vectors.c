@@ -17,41 +17,9 @@
 #include <string.h>
 
 #include "llm_resilience.h"
+#include "vectors_common.h"
 
 #define MAX_CALLS 16
-
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    if (fseek(f, 0, SEEK_END) != 0) {
-        fclose(f);
-        return NULL;
-    }
-    long size = ftell(f);
-    rewind(f);
-    char *buf = size >= 0 ? malloc((size_t)size + 1) : NULL;
-    if (!buf || fread(buf, 1, (size_t)size, f) != (size_t)size) {
-        free(buf);
-        fclose(f);
-        return NULL;
-    }
-    buf[size] = '\0';
-    fclose(f);
-    return buf;
-}
-
-/* As in the core runner: every field `expect` names must have the same value in `got`. */
-static int matches(const cJSON *expect, const cJSON *got) {
-    if (cJSON_IsObject(expect)) {
-        if (!cJSON_IsObject(got)) return 0;
-        const cJSON *field;
-        cJSON_ArrayForEach(field, expect) {
-            if (!matches(field, cJSON_GetObjectItemCaseSensitive(got, field->string))) return 0;
-        }
-        return 1;
-    }
-    return got != NULL && cJSON_Compare(expect, got, 1);
-}
 
 /* Reads a non-negative number; returns 0 when the field is absent or null. */
 static int opt_u64(const cJSON *obj, const char *field, uint64_t *out) {
@@ -59,11 +27,6 @@ static int opt_u64(const cJSON *obj, const char *field, uint64_t *out) {
     if (!cJSON_IsNumber(v) || v->valuedouble < 0) return 0;
     *out = (uint64_t)v->valuedouble;
     return 1;
-}
-
-static const char *str_of(const cJSON *obj, const char *field) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, field);
-    return cJSON_IsString(v) ? v->valuestring : "";
 }
 
 /* The LlmrErrorKind whose name is `name`, or UINT32_MAX (rejected by the ABI) if none. */
