@@ -550,7 +550,7 @@ mod tests {
 
     #[test]
     fn message_is_capped_at_a_char_boundary_after_redaction() {
-        let key = "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";
+        let key = "sk-or-v1-FAKE-not-a-real-key-0123456789abcdef-0123456789abcdef";
         let body = format!("{}{key} {}", "é".repeat(250), "🙂".repeat(300));
         let got = classify_response(Some(500), &[], body.as_bytes(), None);
         assert!(got.message.len() <= MAX_MESSAGE_BYTES);

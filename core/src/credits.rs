@@ -1132,8 +1132,7 @@ mod tests {
     use proptest::prelude::*;
 
     // A FAKE OpenRouter key with the real shape; it was never valid.
-    const FAKE_KEY: &str =
-        "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";
+    const FAKE_KEY: &str = "sk-or-v1-FAKE-not-a-real-key-0123456789abcdef-0123456789abcdef";
     const HOUR: u64 = 3_600_000;
     /// 2026-11-27T00:00:00Z.
     const DAY0: u64 = 1_795_737_600_000;

@@ -229,8 +229,7 @@ mod tests {
     use super::*;
 
     // FAKE keys with the real shapes; none of them was ever valid.
-    const OPENROUTER: &str =
-        "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";
+    const OPENROUTER: &str = "sk-or-v1-FAKE-not-a-real-key-0123456789abcdef-0123456789abcdef";
     const OPENAI_PROJECT: &str =
         "sk-proj-FAKEabc123DEF456ghi789JKL012mno345PQR678stu901VWX234yzA567BCD890efg_hij-KLM";
     const OPENAI_LEGACY: &str = "sk-FAKE1234567890abcdefghijklmnopqrstuvwxyzABCDEFGH";
