@@ -7,9 +7,12 @@
 pub mod breaker;
 mod classify;
 mod config;
+pub mod context;
+pub mod credits;
 mod diagnostics;
 pub mod ratelimit;
 pub mod retry;
+pub mod tokens;
 
 /// Bindings generated from `wit/llm-resilience.wit` (documented there).
 #[allow(missing_docs, unreachable_pub)]

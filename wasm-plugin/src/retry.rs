@@ -16,7 +16,7 @@ pub struct BudgetResource(RefCell<core::RetryBudget>);
 /// The `call` resource.
 pub struct CallResource(RefCell<core::CallState>);
 /// The `policy` resource.
-pub struct PolicyResource(core::RetryPolicy);
+pub struct PolicyResource(pub(crate) core::RetryPolicy);
 
 impl Guest for Plugin {
     type Budget = BudgetResource;
