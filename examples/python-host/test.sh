@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs the Python host's tests: the unit tests, every classify vector and every step-table
-# vector (breaker, ratelimit, retry), through the component. Ends with one line per vector
-# family: `[python] <family> vectors: N passed, M failed`.
+# Runs the Python host's tests: the unit tests, every classify vector, every step-table vector
+# (breaker, ratelimit, retry, credits) and every context vector, through the component. Ends with
+# one line per vector family: `[python] <family> vectors: N passed, M failed`.
 #
 # The component is target/llm-resilience.wasm (or $LLMR_COMPONENT); it is built here only when
 # missing. After changing the core, rebuild it: cargo run -p xtask -- component
@@ -23,7 +23,7 @@ python3 -m pytest -q 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
 # pytest prints the summary lines before its own last line; repeat them at the very end.
-for family in classify breaker ratelimit retry; do
+for family in classify breaker ratelimit retry context credits; do
     line="$(grep -o -E "\[python\] $family vectors: [0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?" "$log" | tail -n 1)"
     echo "${line:-[python] $family vectors: no summary printed}"
 done

@@ -18,6 +18,13 @@ limiter per chat session (:class:`RateLimiter`), retries under a retry budget
         ...
         breaker.record(admission.permit, llmr.Success(), now_ms)
 
+Count tokens (:class:`TokenCounter`), trim a conversation into the model's window
+(:func:`trim`, :func:`next_budget`) and watch OpenRouter credits (:class:`CreditMonitor`,
+:func:`parse_key`, :func:`parse_credits`, :func:`suggest_max_tokens`)::
+
+    counter = llmr.TokenCounter.exact(llmr.Encoding.O200K_BASE)
+    trimmed = llmr.trim({"context_window": 128_000}, llmr.TrimInput(system, docs, history, latest), counter)
+
 These are handles on resources that live inside the component: close them (``close()`` or a
 ``with`` block) or let Python collect them. A trap loses them (the plugin continues in a fresh
 instance): take snapshots (``snapshot()``) to carry state across a trap or a restart.
@@ -53,8 +60,45 @@ from .breaker import (
     Transition,
 )
 from .classify import Classification, ErrorKind
+from .context import (
+    BudgetLike,
+    ContextBudget,
+    DropReason,
+    Dropped,
+    Fate,
+    Kept,
+    TrimInput,
+    TrimReport,
+    Trimmed,
+    Truncated,
+    next_budget,
+    trim,
+)
+from .credits import (
+    Affordable,
+    AlertEvent,
+    AlertKind,
+    AlertState,
+    CreditMonitor,
+    CreditSnapshot,
+    CreditsInfo,
+    CreditStatus,
+    KeyInfo,
+    LimitReset,
+    parse_credits,
+    parse_key,
+    suggest_max_tokens,
+)
 from .errors import (
+    CannotShrinkError,
     ConfigError,
+    ContextError,
+    ContextTokensError,
+    CreditsError,
+    DoesNotFitError,
+    LatestNotUserError,
+    NotOverflowError,
+    TokenError,
     FuelExhaustedError,
     IncompatibleComponentError,
     InvalidKeyError,
@@ -77,6 +121,18 @@ from .plugin import (
     default_component_path,
 )
 from .ratelimit import Allowed, CheckResult, Denied, RateLimiter, Verdict
+from .tokens import (
+    Calibration,
+    Encoding,
+    Message,
+    MessageLike,
+    Role,
+    TokenCounter,
+    ToolCall,
+    ToolSchema,
+    ToolSchemaLike,
+    encoding_for_model,
+)
 from .retry import (
     AttemptsExhausted,
     BudgetExhausted,
@@ -152,6 +208,52 @@ __all__ = [
     "WaitTooLong",
     "DeadlineExceeded",
     "CannotShrink",
+    # tokens
+    "TokenCounter",
+    "Calibration",
+    "Encoding",
+    "encoding_for_model",
+    "Role",
+    "Message",
+    "ToolCall",
+    "ToolSchema",
+    "MessageLike",
+    "ToolSchemaLike",
+    "TokenError",
+    # context
+    "trim",
+    "next_budget",
+    "ContextBudget",
+    "BudgetLike",
+    "TrimInput",
+    "Trimmed",
+    "TrimReport",
+    "Fate",
+    "Kept",
+    "Truncated",
+    "Dropped",
+    "DropReason",
+    "ContextError",
+    "DoesNotFitError",
+    "LatestNotUserError",
+    "ContextTokensError",
+    "NotOverflowError",
+    "CannotShrinkError",
+    # credits
+    "CreditMonitor",
+    "CreditSnapshot",
+    "CreditStatus",
+    "AlertEvent",
+    "AlertKind",
+    "AlertState",
+    "KeyInfo",
+    "CreditsInfo",
+    "LimitReset",
+    "Affordable",
+    "parse_key",
+    "parse_credits",
+    "suggest_max_tokens",
+    "CreditsError",
     # plumbing
     "Resource",
     "ConfigLike",

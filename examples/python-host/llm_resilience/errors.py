@@ -24,6 +24,14 @@ __all__ = [
     "InvalidKeyError",
     "LimitError",
     "LimiterKeyError",
+    "TokenError",
+    "ContextError",
+    "DoesNotFitError",
+    "LatestNotUserError",
+    "ContextTokensError",
+    "NotOverflowError",
+    "CannotShrinkError",
+    "CreditsError",
 ]
 
 
@@ -129,3 +137,141 @@ class LimiterKeyError(InvalidKeyError, LimitError):
 
     def __init__(self, code: str, key: str) -> None:
         InvalidKeyError.__init__(self, code, key)
+
+
+class TokenError(ValueError):
+    """A count that cannot be made: the text (or the request's texts together) is longer than
+    the 4 MiB that are tokenized.
+
+    Attributes:
+        code: ``"too-large"``.
+        bytes: the text's length in bytes.
+    """
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"too-large: {size} bytes of text, over the 4 MiB that are tokenized")
+        self.code = "too-large"
+        self.bytes = size
+
+
+class ContextError(ValueError):
+    """Trimming (or computing the next budget) failed; the subclass says why.
+
+    Attributes:
+        code: the WIT's case name (``does-not-fit``, ``latest-not-user``, ``tokens``,
+            ``not-overflow``, ``cannot-shrink``).
+
+    A rejected budget is a :class:`ConfigError` instead, with every problem listed.
+    """
+
+    code = ""
+
+    def as_dict(self) -> dict:
+        """The error as the core's JSON (``{"error": code, …fields}``), as the vectors hold it."""
+        return {"error": self.code}
+
+
+class DoesNotFitError(ContextError):
+    """The system prompt, the latest message and the tools alone exceed the budget: shorten the
+    message or use a larger model. Never a silent over-budget result.
+
+    Attributes:
+        required_tokens: tokens of ``[system, latest]`` with the tools.
+        limit_tokens: the budget's limit.
+    """
+
+    code = "does-not-fit"
+
+    def __init__(self, required_tokens: int, limit_tokens: int) -> None:
+        super().__init__(
+            f"the system prompt and the latest message alone take {required_tokens} tokens, "
+            f"over the budget of {limit_tokens}"
+        )
+        self.required_tokens = required_tokens
+        self.limit_tokens = limit_tokens
+
+    def as_dict(self) -> dict:
+        return {"error": self.code, "required_tokens": self.required_tokens,
+                "limit_tokens": self.limit_tokens}
+
+
+class LatestNotUserError(ContextError):
+    """The latest message does not have the user role.
+
+    Attributes:
+        role: the role it has (a :class:`~llm_resilience.Role`).
+    """
+
+    code = "latest-not-user"
+
+    def __init__(self, role: object) -> None:
+        super().__init__(f"the latest message must have the user role (got {role})")
+        self.role = role
+
+    def as_dict(self) -> dict:
+        return {"error": self.code, "role": str(self.role)}
+
+
+class ContextTokensError(ContextError):
+    """The counter refused a text.
+
+    Attributes:
+        message: the counter's error.
+    """
+
+    code = "tokens"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(f"token counting failed: {message}")
+        self.message = message
+
+    def as_dict(self) -> dict:
+        return {"error": self.code, "message": self.message}
+
+
+class NotOverflowError(ContextError):
+    """``next_budget`` was given a failure that is not a context overflow.
+
+    Attributes:
+        kind: the failure's kind (an :class:`~llm_resilience.ErrorKind`).
+    """
+
+    code = "not-overflow"
+
+    def __init__(self, kind: object) -> None:
+        super().__init__(f"not a context overflow (got {kind})")
+        self.kind = kind
+
+    def as_dict(self) -> dict:
+        return {"error": self.code, "kind": str(self.kind)}
+
+
+class CannotShrinkError(ContextError):
+    """``next_budget``: neither the error nor the caller gives a size to shrink from, or the
+    target leaves no room for any request."""
+
+    code = "cannot-shrink"
+
+    def __init__(self) -> None:
+        super().__init__("cannot compute a smaller budget from this failure")
+
+
+class CreditsError(ValueError):
+    """A ``/key`` or ``/credits`` body that cannot be used. Messages name fields and JSON types,
+    never values (which could be a key); an API error's message is redacted by the component.
+
+    Attributes:
+        code: ``too-large``, ``invalid-json``, ``api``, ``missing-field``, ``invalid-field`` or
+            ``out-of-range``.
+        details: the case's fields, as the core's JSON names them (``bytes``; ``line`` and
+            ``column``; ``code`` and ``message``; ``field``, ``expected`` and ``found``).
+    """
+
+    def __init__(self, code: str, details: dict, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.details = dict(details)
+
+    def as_dict(self) -> dict:
+        """The error as the core's JSON (``{"error": code, …details}``)."""
+        return {"error": self.code, **self.details}

@@ -105,7 +105,8 @@ class Plugin:
     Args:
         path: the component file; default :func:`default_component_path`.
         memory_limit: the most linear memory, in bytes, the component may use; ``None`` for no
-            cap. Must be at least what the component needs to start (about 1.1 MiB).
+            cap. Must be at least what the component needs to start (about 6.5 MiB: the
+            token tables are in its initial memory).
         fuel: the budget of WebAssembly instructions for each call; ``None`` for no budget.
 
     Raises:
@@ -237,16 +238,28 @@ class Plugin:
         """Calls a function of ``interface classify``."""
         return self._invoke(None, CLASSIFY_INTERFACE, name, args)[0]
 
-    def _create(self, interface: str, name: str, *args: Any) -> tuple[Any, int]:
-        """Calls a constructor-like function; returns its result and the instance's epoch."""
-        return self._invoke(None, interface, name, args)
+    def _call_fn(self, interface: str, name: str, *args: Any) -> Any:
+        """Calls a free function of ``interface`` (tokens, context, credits)."""
+        return self._invoke(None, interface, name, args)[0]
+
+    def _create(
+        self, interface: str, name: str, *args: Any, min_fuel: int = 0
+    ) -> tuple[Any, int]:
+        """Calls a constructor-like function; returns its result and the instance's epoch.
+        ``min_fuel`` raises this one call's fuel (building an exact token counter)."""
+        return self._invoke(None, interface, name, args, min_fuel)
 
     def _call_in(self, epoch: int, interface: str, name: str, *args: Any) -> Any:
         """Calls a function on resources that live in instance ``epoch``."""
         return self._invoke(epoch, interface, name, args)[0]
 
     def _invoke(
-        self, epoch: Optional[int], interface: str, name: str, args: tuple[Any, ...]
+        self,
+        epoch: Optional[int],
+        interface: str,
+        name: str,
+        args: tuple[Any, ...],
+        min_fuel: int = 0,
     ) -> tuple[Any, int]:
         with self._lock:
             if epoch is not None and (epoch != self._epoch or self._store is None):
@@ -266,7 +279,7 @@ class Plugin:
             store = self._store
             assert store is not None
             if self.fuel is not None:
-                store.set_fuel(self.fuel)
+                store.set_fuel(min(max(self.fuel, min_fuel), _U64_MAX))
             try:
                 return func(store, *args), self._epoch
             except wasmtime.WasmtimeError as e:

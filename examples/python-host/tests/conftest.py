@@ -10,11 +10,13 @@ import llm_resilience as llmr
 
 VECTOR_TEST = "test_vectors.py::test_classify_vector["
 STEP_TEST = "test_step_vectors.py::test_step_vector["
+CONTEXT_TEST = "test_budget_vectors.py::test_context_vector["
+CREDITS_TEST = "test_budget_vectors.py::test_credits_vector["
 
 #: Outcomes per vector file family, in the order the summary lines are printed.
 _counts = {
     name: {"passed": 0, "failed": 0, "skipped": 0}
-    for name in ("classify", "breaker", "ratelimit", "retry")
+    for name in ("classify", "breaker", "ratelimit", "retry", "context", "credits")
 }
 
 
@@ -27,6 +29,10 @@ def plugin() -> llmr.Plugin:
 def _family(nodeid: str) -> Optional[str]:
     if VECTOR_TEST in nodeid:
         return "classify"
+    if CONTEXT_TEST in nodeid:
+        return "context"
+    if CREDITS_TEST in nodeid:
+        return "credits"
     if STEP_TEST in nodeid:
         return nodeid.split(STEP_TEST, 1)[1].split(":", 1)[0]
     return None
