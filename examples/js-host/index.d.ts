@@ -1,6 +1,7 @@
 // Types of the llm-resilience JavaScript host (index.js). They mirror the interfaces of
-// wit/llm-resilience.wit (classify, breaker, ratelimit, retry), in camelCase, with `null` for
-// absent values and numbers for u64 (saturating at Number.MAX_SAFE_INTEGER).
+// wit/llm-resilience.wit (classify, breaker, ratelimit, retry, tokens, context, credits), in
+// camelCase, with `null` for absent values and numbers for u64 (saturating at
+// Number.MAX_SAFE_INTEGER).
 
 /** The error kinds, in the WIT's order: a closed set with one catch-all (`unknown`). */
 export declare const ErrorKind: readonly [
@@ -299,4 +300,265 @@ export declare class RetryCall extends Resource {
   readonly budget: RetryBudget;
   readonly retries: number;
   decide(failure: Classification | ClassificationExact, nowMs: Millis, requestTokens?: Millis | null): Decision;
+}
+
+// ---- tokens, context trimming, credits ---------------------------------------------------------
+
+/** Who wrote a message. */
+export declare const Role: readonly ['system', 'user', 'assistant', 'tool'];
+export type Role = (typeof Role)[number];
+/** OpenAI's byte-pair encodings the exact counter knows. */
+export declare const Encoding: readonly ['o200k-base', 'cl100k-base'];
+export type Encoding = (typeof Encoding)[number];
+/** Why a document or history message was not sent. */
+export declare const DropReason: readonly ['budget', 'max-messages', 'orphan-tool-result', 'unanswered-tool-call', 'before-first-user-turn'];
+export type DropReason = (typeof DropReason)[number];
+/** Which credit alert, in the order events are emitted. */
+export declare const AlertKind: readonly ['balance-critical', 'balance-warning', 'runway', 'daily-spend'];
+export type AlertKind = (typeof AlertKind)[number];
+/** Whether an alert started or ended. */
+export declare const AlertState: readonly ['fired', 'resolved'];
+export type AlertState = (typeof AlertState)[number];
+/** When a key's spending limit resets. */
+export declare const LimitReset: readonly ['daily', 'weekly', 'monthly', 'other'];
+export type LimitReset = (typeof LimitReset)[number];
+
+/** A tool call made by the assistant. */
+export interface ToolCall {
+  /** The call's id; the tool result names it in `toolCallId`. */
+  id: string;
+  /** The function called. */
+  name: string;
+  /** The arguments, as the JSON text the model produced. */
+  arguments: string;
+}
+
+/** One chat message, as returned (absent values are null). */
+export interface Message {
+  role: Role;
+  content: string;
+  name: string | null;
+  toolCalls: ToolCall[];
+  toolCallId: string | null;
+}
+
+/**
+ * A message as taken: camelCase or snake_case (`tool_calls`, `tool_call_id`), tool calls as
+ * `{ id, name, arguments }` or the chat API's `{ id, function: { name, arguments } }`; a string is
+ * a user message.
+ */
+export type MessageInput =
+  | string
+  | {
+      role: Role;
+      content?: string | null;
+      name?: string | null;
+      toolCalls?: Array<ToolCall | { id: string; function: { name: string; arguments?: string } }>;
+      tool_calls?: Array<ToolCall | { id: string; function: { name: string; arguments?: string } }>;
+      toolCallId?: string | null;
+      tool_call_id?: string | null;
+    };
+
+/** A tool the model may call; `parameters` as JSON text or an object (serialised). */
+export interface ToolSchemaInput {
+  name: string;
+  description?: string;
+  parameters?: string | Record<string, unknown>;
+}
+
+/** A count that cannot be made: the text is over the 4 MiB tokenized. */
+export declare class TokenError extends RangeError {
+  readonly code: 'too-large';
+  /** The text's length in bytes. */
+  readonly bytes: number;
+}
+
+/** The encoding an OpenAI model id uses. */
+export declare function encodingForModel(model: string, options?: ResourceOptions): Encoding;
+
+/** A token counter: exact (OpenAI's count) or a documented upper bound. */
+export declare class TokenCounter extends Resource {
+  private constructor();
+  /** An exact counter (default `o200k-base`); decodes the tables (about 0.3 s): keep it. */
+  static exact(encoding?: Encoding, options?: ResourceOptions): TokenCounter;
+  /** Never fewer tokens than either encoding would count; cheap. */
+  static upperBound(options?: ResourceOptions): TokenCounter;
+  /** The encoding of an exact counter; null for the upper bound. */
+  readonly encoding: Encoding | null;
+  /** Tokens in `text`; throws TokenError. */
+  countText(text: string): number;
+  /** Tokens of a whole request with the chat overhead; throws TokenError. */
+  countMessages(messages: MessageInput[], tools?: ToolSchemaInput[]): number;
+}
+
+/** Per-model ratios (ppm) of a provider's token count to ours. Throws ConfigError. */
+export declare class Calibration extends Resource {
+  constructor(config?: Config, options?: ResourceOptions);
+  static restore(snapshot: Snapshot, options?: ResourceOptions): Calibration;
+  ratio(model: string): number;
+  adjust(model: string, ourCount: Millis): number;
+  observe(model: string, ourCount: Millis, reported: Millis): number | null;
+  forget(model: string): boolean;
+  /** Models remembered. */
+  readonly size: number;
+  snapshot(): string;
+}
+
+/** A trimming budget as returned: every field filled in. */
+export interface ContextBudget {
+  contextWindow: number;
+  reservedOutputTokens: number;
+  safetyMarginTokens: number;
+  maxHistoryMessages: number | null;
+  maxDocumentChars: number | null;
+  maxMessageChars: number | null;
+  minDocumentChars: number;
+}
+
+/**
+ * A budget as taken: camelCase or snake_case keys (the core's `ContextConfig`); a missing window,
+ * reserve, margin or document floor takes the core's default, a missing cap is no cap.
+ */
+export type BudgetInput = Partial<Record<keyof ContextBudget, number | bigint | null>> | Record<string, number | bigint | null>;
+
+/** What to trim. */
+export interface TrimInput {
+  system: string;
+  documents?: string[];
+  history?: MessageInput[];
+  latest: MessageInput;
+  tools?: ToolSchemaInput[];
+}
+
+/** What happened to one document or history message. */
+export type Fate =
+  | { fate: 'kept'; sent: true }
+  | { fate: 'truncated'; sent: true; charsBefore: number; charsAfter: number }
+  | { fate: 'dropped'; sent: false; reason: DropReason };
+
+/** What `trim` did. */
+export interface TrimReport {
+  /** The untrimmed request, counted; null when larger than the counter accepts. */
+  tokensBefore: number | null;
+  /** The request returned, counted: always ≤ `limitTokens`. */
+  tokensAfter: number;
+  limitTokens: number;
+  documents: Fate[];
+  history: Fate[];
+}
+
+/** The request to send (`[system, document…, history…, latest]`) and the report. */
+export interface Trimmed {
+  messages: Message[];
+  report: TrimReport;
+}
+
+/** Trimming or next-budget failure; `code` is the WIT's case name. */
+export declare class ContextError extends RangeError {
+  readonly code: 'does-not-fit' | 'latest-not-user' | 'tokens' | 'not-overflow' | 'cannot-shrink';
+  /** As the core's JSON. */
+  toJSON(): Record<string, unknown>;
+}
+export declare class DoesNotFitError extends ContextError {
+  readonly requiredTokens: number;
+  readonly limitTokens: number;
+}
+export declare class LatestNotUserError extends ContextError {
+  readonly role: Role;
+}
+export declare class ContextTokensError extends ContextError {
+  readonly detail: string;
+}
+export declare class NotOverflowError extends ContextError {
+  readonly kind: ErrorKind;
+}
+export declare class CannotShrinkError extends ContextError {}
+
+/** The core's default budget. */
+export declare function defaultBudget(options?: ResourceOptions): ContextBudget;
+/** Tokens the whole request may take under `budget`; throws ConfigError. */
+export declare function limitTokens(budget: BudgetInput, options?: ResourceOptions): number;
+/** Trims `input` into `budget` with `counter` (in its plugin). */
+export declare function trim(budget: BudgetInput, input: TrimInput, counter: TokenCounter): Trimmed;
+/** The next budget after a context overflow; its limit equals the retry policy's shrink target. */
+export declare function nextBudget(failure: Classification, current: BudgetInput, requestTokens: Millis | null, policy: RetryPolicy): ContextBudget;
+
+/** What `GET /api/v1/key` says (absent values are null). */
+export interface KeyInfo {
+  label: string | null;
+  usage: number | null;
+  usageDaily: number | null;
+  usageWeekly: number | null;
+  usageMonthly: number | null;
+  byokUsage: number | null;
+  limit: number | null;
+  limitRemaining: number | null;
+  limitReset: LimitReset | null;
+  isFreeTier: boolean | null;
+  includeByokInLimit: boolean | null;
+  expiresAt: string | null;
+}
+
+/** What `GET /api/v1/credits` says. */
+export interface CreditsInfo {
+  totalCredits: number;
+  totalUsage: number;
+}
+
+/** A 402's "can only afford M", and the `max_tokens` to retry with. */
+export interface Affordable {
+  requestedTokens: number | null;
+  affordableTokens: number;
+  suggestedMaxTokens: number | null;
+}
+
+/** One alert event (its message redacted). */
+export interface AlertEvent {
+  alert: AlertKind;
+  state: AlertState;
+  value: number | null;
+  threshold: number;
+  message: string;
+}
+
+/** What the monitor knew after the last snapshot. */
+export interface CreditStatus {
+  balanceUsd: number | null;
+  accountBalanceUsd: number | null;
+  keyRemainingUsd: number | null;
+  accountBurnUsdPerHour: number | null;
+  keyBurnUsdPerHour: number | null;
+  runwayHours: number | null;
+  runwayUnlimited: boolean;
+  dailySpendUsd: number | null;
+  active: AlertKind[];
+}
+
+/** A `/key` or `/credits` body that cannot be used. */
+export declare class CreditsError extends RangeError {
+  readonly code: 'too-large' | 'invalid-json' | 'api' | 'missing-field' | 'invalid-field' | 'out-of-range';
+  /** The case's fields as the core's JSON names them. */
+  readonly details: Record<string, unknown>;
+  toJSON(): Record<string, unknown>;
+}
+
+/** Parses a `GET /api/v1/key` body; throws CreditsError. */
+export declare function parseKey(body: string, options?: ResourceOptions): KeyInfo;
+/** Parses a `GET /api/v1/credits` body; throws CreditsError. */
+export declare function parseCredits(body: string, options?: ResourceOptions): CreditsInfo;
+/** Reads a 402 "can only afford M"; null when absent. */
+export declare function suggestMaxTokens(text: string, options?: ResourceOptions): Affordable | null;
+
+/** Watches balance, daily spend and runway; alerts once per crossing. Throws ConfigError. */
+export declare class CreditMonitor extends Resource {
+  constructor(config?: Config, options?: ResourceOptions);
+  static restore(snapshot: Snapshot, options?: ResourceOptions): CreditMonitor;
+  /** One poll: parsed objects or the response bodies. */
+  observe(
+    snapshot: { key?: Partial<KeyInfo> | string | null; credits?: CreditsInfo | string | null },
+    nowMs: Millis,
+    wallClockMs?: Millis | null,
+  ): AlertEvent[];
+  status(): CreditStatus;
+  snapshot(): string;
 }

@@ -1012,3 +1012,629 @@ function decision(raw) {
       throw new PluginError(`unknown decision ${String(raw.tag)}`);
   }
 }
+
+// ---- tokens, context trimming, credits ----------------------------------------------------
+
+/** Who wrote a message, in the WIT's order. */
+export const Role = Object.freeze(['system', 'user', 'assistant', 'tool']);
+/** OpenAI's byte-pair encodings the exact counter knows. */
+export const Encoding = Object.freeze(['o200k-base', 'cl100k-base']);
+/** Why a document or history message was not sent, in the WIT's order. */
+export const DropReason = Object.freeze([
+  'budget',
+  'max-messages',
+  'orphan-tool-result',
+  'unanswered-tool-call',
+  'before-first-user-turn',
+]);
+/** Which credit alert, in the order events are emitted. */
+export const AlertKind = Object.freeze(['balance-critical', 'balance-warning', 'runway', 'daily-spend']);
+/** Whether an alert started or ended. */
+export const AlertState = Object.freeze(['fired', 'resolved']);
+/** When a key's spending limit resets. */
+export const LimitReset = Object.freeze(['daily', 'weekly', 'monthly', 'other']);
+
+const ROLES = new Set(Role);
+const ENCODINGS = new Set(Encoding);
+const DROP_REASONS = new Set(DropReason);
+const ALERT_KINDS = new Set(AlertKind);
+const ALERT_STATES = new Set(AlertState);
+const LIMIT_RESETS = new Set(LimitReset);
+
+/** A count that cannot be made: the text is longer than the 4 MiB tokenized. `code` is `too-large`, `bytes` its length. */
+export class TokenError extends RangeError {
+  constructor(bytes) {
+    super(`too-large: ${bytes} bytes of text, over the 4 MiB that are tokenized`);
+    this.name = 'TokenError';
+    this.code = 'too-large';
+    this.bytes = bytes;
+  }
+}
+
+/**
+ * Trimming (or computing the next budget) failed; `code` is the WIT's case name and the
+ * subclass says why. A rejected budget is a `ConfigError` instead.
+ */
+export class ContextError extends RangeError {
+  constructor(code, message) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+  }
+
+  /** The error as the core's JSON (`{ error: code, …fields }`, snake_case). */
+  toJSON() {
+    return { error: this.code };
+  }
+}
+
+/** The system prompt, the latest message and the tools alone exceed the budget. */
+export class DoesNotFitError extends ContextError {
+  constructor(requiredTokens, limitTokens) {
+    super('does-not-fit', `the system prompt and the latest message alone take ${requiredTokens} tokens, over the budget of ${limitTokens}`);
+    this.requiredTokens = requiredTokens;
+    this.limitTokens = limitTokens;
+  }
+
+  toJSON() {
+    return { error: this.code, required_tokens: this.requiredTokens, limit_tokens: this.limitTokens };
+  }
+}
+
+/** The latest message does not have the user role (`role`: the one it has). */
+export class LatestNotUserError extends ContextError {
+  constructor(role) {
+    super('latest-not-user', `the latest message must have the user role (got ${role})`);
+    this.role = role;
+  }
+
+  toJSON() {
+    return { error: this.code, role: this.role };
+  }
+}
+
+/** The counter refused a text (`detail`: its error). */
+export class ContextTokensError extends ContextError {
+  constructor(detail) {
+    super('tokens', `token counting failed: ${detail}`);
+    this.detail = detail;
+  }
+
+  toJSON() {
+    return { error: this.code, message: this.detail };
+  }
+}
+
+/** `nextBudget` was given a failure that is not a context overflow (`kind`: its kind). */
+export class NotOverflowError extends ContextError {
+  constructor(kind) {
+    super('not-overflow', `not a context overflow (got ${kind})`);
+    this.kind = kind;
+  }
+
+  toJSON() {
+    return { error: this.code, kind: this.kind };
+  }
+}
+
+/** `nextBudget`: no size to shrink from, or the target leaves no room. */
+export class CannotShrinkError extends ContextError {
+  constructor() {
+    super('cannot-shrink', 'cannot compute a smaller budget from this failure');
+  }
+}
+
+/**
+ * A `/key` or `/credits` body that cannot be used. `code`: `too-large`, `invalid-json`, `api`,
+ * `missing-field`, `invalid-field`, `out-of-range`; `details`: the case's fields as the core's
+ * JSON names them. Messages name fields and JSON types, never values; an API message is redacted.
+ */
+export class CreditsError extends RangeError {
+  constructor(code, details, message) {
+    super(message);
+    this.name = 'CreditsError';
+    this.code = code;
+    this.details = { ...details };
+  }
+
+  /** The error as the core's JSON (`{ error: code, …details }`). */
+  toJSON() {
+    return { error: this.code, ...this.details };
+  }
+}
+
+/** Calls free function(s) of interface `name` in the plugin's current instance. */
+function callFree(plugin, name, what, fn) {
+  return plugin[INVOKE](null, name, what, fn);
+}
+
+function toText(what, value) {
+  if (typeof value !== 'string') throw new TypeError(`${what} must be a string, not ${typeof value}`);
+  return value;
+}
+
+function toOptionalText(what, value) {
+  return value === null || value === undefined ? undefined : toText(what, value);
+}
+
+function toRole(value) {
+  // The value is not echoed: a misplaced argument can be anything, a key included.
+  if (!ROLES.has(value)) throw new RangeError('unknown role: a role is system, user, assistant or tool');
+  return value;
+}
+
+function toEncoding(value) {
+  if (!ENCODINGS.has(value)) throw new RangeError('unknown encoding: o200k-base or cl100k-base');
+  return value;
+}
+
+function fromEncoding(raw) {
+  if (!ENCODINGS.has(raw)) throw new PluginError(`unknown encoding ${String(raw)}`);
+  return raw;
+}
+
+function toToolCall(call) {
+  if (call === null || typeof call !== 'object') throw new TypeError('a tool call must be an object { id, name, arguments }');
+  const src = call.function && typeof call.function === 'object' ? call.function : call;
+  return {
+    id: toText('tool call id', call.id),
+    name: toText('tool call name', src.name),
+    arguments: toText('tool call arguments', src.arguments ?? ''),
+  };
+}
+
+/**
+ * A message as the WIT record: `{ role, content, name, toolCalls, toolCallId }`; snake_case
+ * (`tool_calls`, `tool_call_id`) and the chat API's `{ id, function: { name, arguments } }`
+ * tool calls work too.
+ */
+function toMessage(message) {
+  if (typeof message === 'string') return { role: 'user', content: message, name: undefined, toolCalls: [], toolCallId: undefined };
+  if (message === null || typeof message !== 'object') throw new TypeError('a message must be an object { role, content, … }');
+  const calls = message.toolCalls ?? message.tool_calls ?? [];
+  if (!Array.isArray(calls)) throw new TypeError('toolCalls must be an array');
+  return {
+    role: toRole(message.role),
+    content: message.content === null || message.content === undefined ? '' : toText('content', message.content),
+    name: toOptionalText('name', message.name),
+    toolCalls: calls.map(toToolCall),
+    toolCallId: toOptionalText('toolCallId', message.toolCallId ?? message.tool_call_id),
+  };
+}
+
+function toMessages(messages) {
+  if (!Array.isArray(messages)) throw new TypeError('messages must be an array');
+  return messages.map(toMessage);
+}
+
+function toTools(tools) {
+  if (tools === null || tools === undefined) return [];
+  if (!Array.isArray(tools)) throw new TypeError('tools must be an array');
+  return tools.map((t) => {
+    if (t === null || typeof t !== 'object') throw new TypeError('a tool must be an object { name, description, parameters }');
+    const parameters = t.parameters && typeof t.parameters === 'object' ? JSON.stringify(t.parameters) : t.parameters ?? '';
+    return { name: toText('tool name', t.name), description: toText('tool description', t.description ?? ''), parameters: toText('tool parameters', parameters) };
+  });
+}
+
+function fromMessage(raw) {
+  if (!ROLES.has(raw.role)) throw new PluginError(`unknown role ${String(raw.role)}`);
+  return {
+    role: raw.role,
+    content: String(raw.content),
+    name: raw.name ?? null,
+    toolCalls: raw.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments })),
+    toolCallId: raw.toolCallId ?? null,
+  };
+}
+
+/** The ok value of a `result<u64, token-error>` call. */
+function countResult(result) {
+  if (result.error !== undefined) {
+    const e = result.error;
+    if (e?.tag === 'too-large') throw new TokenError(toNumber(e.val));
+    throw new PluginError(`unexpected token error ${String(e?.tag ?? e)}`);
+  }
+  return toNumber(result.value);
+}
+
+/** The encoding an OpenAI model id uses (with or without an `openai/` prefix). */
+export function encodingForModel(model, options = {}) {
+  const m = toText('model', model);
+  return fromEncoding(callFree(pluginOf(options), 'tokens', 'encodingForModel', (i) => i.encodingForModel(m)).value);
+}
+
+/**
+ * A token counter: `TokenCounter.exact(encoding?, { plugin? })` (OpenAI's count; decodes the
+ * tables, about 0.2 s: create one and keep it) or `TokenCounter.upperBound({ plugin? })` (never
+ * fewer tokens than either encoding; cheap).
+ */
+export class TokenCounter extends Resource {
+  constructor(token, parts) {
+    if (token !== ADOPT) throw new TypeError('use TokenCounter.exact(encoding) or TokenCounter.upperBound()');
+    super(...parts);
+  }
+
+  /** An exact counter for `encoding` (default `o200k-base`) with OpenAI's chat overhead. */
+  static exact(encoding = 'o200k-base', options = {}) {
+    const enc = toEncoding(encoding);
+    const plugin = pluginOf(options);
+    const { value, error, epoch } = plugin[INVOKE](null, 'tokens', 'TokenCounter.exact', (i) => i.Counter.exact(enc));
+    if (error !== undefined) throw new ConfigError('exact token counter', [String(error)]);
+    return new TokenCounter(ADOPT, [plugin, value, epoch]);
+  }
+
+  /** A counter that never counts fewer tokens than o200k-base or cl100k-base would. */
+  static upperBound(options = {}) {
+    const plugin = pluginOf(options);
+    const { value, epoch } = plugin[INVOKE](null, 'tokens', 'TokenCounter.upperBound', (i) => i.Counter.upperBound());
+    return new TokenCounter(ADOPT, [plugin, value, epoch]);
+  }
+
+  /** The encoding of an exact counter; null for the upper bound. */
+  get encoding() {
+    const raw = this._invoke('tokens', 'encoding', (c) => c.encoding()).value;
+    return raw === undefined || raw === null ? null : fromEncoding(raw);
+  }
+
+  /** Tokens in `text`; throws TokenError over 4 MiB. */
+  countText(text) {
+    const t = toText('text', text);
+    return countResult(this._invoke('tokens', 'countText', (c) => c.countText(t)));
+  }
+
+  /** Tokens of a whole request (messages with their overhead, tool schemas, reply priming). */
+  countMessages(messages, tools = []) {
+    const args = [toMessages(messages), toTools(tools)];
+    return countResult(this._invoke('tokens', 'countMessages', (c) => c.countMessages(...args)));
+  }
+}
+
+/** Per-model ratios (ppm) of a provider's token count to ours. `new Calibration(config?, { plugin? })`; throws ConfigError. */
+export class Calibration extends Resource {
+  constructor(config = {}, options = {}) {
+    if (config === ADOPT) {
+      super(...options);
+      return;
+    }
+    const json = configJson('config', config);
+    super(...create(pluginOf(options), 'tokens', 'calibration config', (i) => i.Calibration.create(json)));
+  }
+
+  /** A calibration from a snapshot. */
+  static restore(snapshot, options = {}) {
+    const json = snapshotJson(snapshot);
+    return new Calibration(ADOPT, create(pluginOf(options), 'tokens', 'calibration snapshot', (i) => i.Calibration.restore(json)));
+  }
+
+  /** The ratio used for `model` (ppm): learned, or its family's seed. */
+  ratio(model) {
+    const m = toText('model', model);
+    return this._invoke('tokens', 'ratio', (c) => c.ratio(m)).value;
+  }
+
+  /** Our count for `model` turned into the provider's expected count (rounded up). */
+  adjust(model, ourCount) {
+    const args = [toText('model', model), toU64('ourCount', ourCount)];
+    return toNumber(this._invoke('tokens', 'adjust', (c) => c.adjust(...args)).value);
+  }
+
+  /** Folds in one call (our count, the provider's `usage.prompt_tokens`); the new ratio or null. */
+  observe(model, ourCount, reported) {
+    const args = [toText('model', model), toU64('ourCount', ourCount), toU64('reported', reported)];
+    return this._invoke('tokens', 'observe', (c) => c.observe(...args)).value ?? null;
+  }
+
+  /** Forgets `model`; true if it was remembered. */
+  forget(model) {
+    const m = toText('model', model);
+    return this._invoke('tokens', 'forget', (c) => c.forget(m)).value;
+  }
+
+  /** Models remembered. */
+  get size() {
+    return this._invoke('tokens', 'len', (c) => c.len()).value;
+  }
+
+  /** The whole state as JSON text. */
+  snapshot() {
+    return snapshotText(this._invoke('tokens', 'snapshot', (c) => c.snapshot()).value);
+  }
+}
+
+const BUDGET_DEFAULTED = ['contextWindow', 'reservedOutputTokens', 'safetyMarginTokens', 'minDocumentChars'];
+const BUDGET_CAPS = ['maxHistoryMessages', 'maxDocumentChars', 'maxMessageChars'];
+const BUDGET_KEYS = new Set([...BUDGET_DEFAULTED, ...BUDGET_CAPS]);
+const camel = (k) => k.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
+
+/**
+ * A budget as the WIT record. Keys in camelCase or snake_case (the core's `ContextConfig`); a
+ * missing window, reserve, margin or document floor takes the core's default (`defaults()`), a
+ * missing cap is no cap.
+ */
+function toBudget(budget, defaults) {
+  if (budget === null || budget === undefined) budget = {};
+  if (typeof budget !== 'object' || Array.isArray(budget)) throw new TypeError('budget must be an object');
+  const values = {};
+  let unknown = 0;
+  for (const [k, v] of Object.entries(budget)) {
+    const key = camel(k);
+    if (BUDGET_KEYS.has(key)) values[key] = v;
+    else unknown += 1;
+  }
+  // The names are not echoed: a mistaken object can hold anything, a key included.
+  if (unknown) throw new ConfigError('context budget', [`${unknown} unknown field(s); known: ${[...BUDGET_KEYS].join(', ')}`]);
+  let d = null;
+  const def = (k) => (d ??= defaults())[k];
+  const u64 = (k) => (values[k] === null || values[k] === undefined ? def(k) : toU64(k, values[k]));
+  return {
+    contextWindow: u64('contextWindow'),
+    reservedOutputTokens: u64('reservedOutputTokens'),
+    safetyMarginTokens: u64('safetyMarginTokens'),
+    maxHistoryMessages: values.maxHistoryMessages == null ? undefined : toU32('maxHistoryMessages', values.maxHistoryMessages),
+    maxDocumentChars: values.maxDocumentChars == null ? undefined : toU32('maxDocumentChars', values.maxDocumentChars),
+    maxMessageChars: values.maxMessageChars == null ? undefined : toU32('maxMessageChars', values.maxMessageChars),
+    minDocumentChars: values.minDocumentChars == null ? def('minDocumentChars') : toU32('minDocumentChars', values.minDocumentChars),
+  };
+}
+
+function fromBudget(raw) {
+  return {
+    contextWindow: toNumber(raw.contextWindow),
+    reservedOutputTokens: toNumber(raw.reservedOutputTokens),
+    safetyMarginTokens: toNumber(raw.safetyMarginTokens),
+    maxHistoryMessages: raw.maxHistoryMessages ?? null,
+    maxDocumentChars: raw.maxDocumentChars ?? null,
+    maxMessageChars: raw.maxMessageChars ?? null,
+    minDocumentChars: raw.minDocumentChars,
+  };
+}
+
+function toTrimInput(input) {
+  if (input === null || typeof input !== 'object') throw new TypeError('input must be an object { system, documents, history, latest, tools }');
+  const documents = input.documents ?? [];
+  if (!Array.isArray(documents)) throw new TypeError('documents must be an array of strings');
+  return {
+    system: toText('system', input.system),
+    documents: documents.map((d) => toText('document', d)),
+    history: toMessages(input.history ?? []),
+    latest: toMessage(input.latest),
+    tools: toTools(input.tools),
+  };
+}
+
+function contextError(e, what) {
+  switch (e?.tag) {
+    case 'invalid-budget':
+      return new ConfigError(what, e.val.map(String));
+    case 'does-not-fit':
+      return new DoesNotFitError(toNumber(e.val.requiredTokens), toNumber(e.val.limitTokens));
+    case 'latest-not-user':
+      return new LatestNotUserError(e.val);
+    case 'tokens':
+      return new ContextTokensError(String(e.val));
+    case 'not-overflow':
+      return new NotOverflowError(e.val);
+    case 'cannot-shrink':
+      return new CannotShrinkError();
+    default:
+      return new PluginError(`unexpected context error ${String(e?.tag ?? e)}`);
+  }
+}
+
+function fate(raw) {
+  switch (raw.tag) {
+    case 'kept':
+      return { fate: 'kept', sent: true };
+    case 'truncated':
+      return { fate: 'truncated', sent: true, charsBefore: toNumber(raw.val.charsBefore), charsAfter: toNumber(raw.val.charsAfter) };
+    case 'dropped':
+      if (!DROP_REASONS.has(raw.val)) throw new PluginError(`unknown drop reason ${String(raw.val)}`);
+      return { fate: 'dropped', sent: false, reason: raw.val };
+    default:
+      throw new PluginError(`unknown fate ${String(raw.tag)}`);
+  }
+}
+
+/** The core's default budget, every field filled in. */
+export function defaultBudget(options = {}) {
+  return fromBudget(callFree(pluginOf(options), 'context', 'defaultBudget', (i) => i.defaultBudget()).value);
+}
+
+/** Tokens the whole request may take under `budget`; throws ConfigError for an invalid budget. */
+export function limitTokens(budget, options = {}) {
+  const result = callFree(pluginOf(options), 'context', 'limitTokens', (i) => i.limitTokens(toBudget(budget, () => i.defaultBudget())));
+  if (result.error !== undefined) throw new ConfigError('context budget', [...result.error].map(String));
+  return toNumber(result.value);
+}
+
+/**
+ * Trims `input` ({ system, documents, history, latest, tools }) into `budget`, counting with
+ * `counter` (in the counter's plugin). Returns `{ messages, report }`; throws ConfigError,
+ * DoesNotFitError, LatestNotUserError or ContextTokensError.
+ */
+export function trim(budget, input, counter) {
+  if (!(counter instanceof TokenCounter)) throw new TypeError('counter must be a TokenCounter');
+  const raw = counter._raw();
+  const wit = toTrimInput(input);
+  const result = counter.plugin[INVOKE](counter._epoch(), 'context', 'trim', (i) => i.trim(toBudget(budget, () => i.defaultBudget()), wit, raw));
+  if (result.error !== undefined) throw contextError(result.error, 'context budget');
+  const r = result.value.report;
+  return {
+    messages: result.value.messages.map(fromMessage),
+    report: {
+      tokensBefore: toNumber(r.tokensBefore ?? null),
+      tokensAfter: toNumber(r.tokensAfter),
+      limitTokens: toNumber(r.limitTokens),
+      documents: r.documents.map(fate),
+      history: r.history.map(fate),
+    },
+  };
+}
+
+/**
+ * The next budget after a context overflow of a request of `requestTokens` tokens; its limit is
+ * the `targetTokens` that `policy` decides for the same failure. Throws NotOverflowError,
+ * CannotShrinkError or ConfigError.
+ */
+export function nextBudget(failure, current, requestTokens, policy) {
+  if (!(policy instanceof RetryPolicy)) throw new TypeError('policy must be a RetryPolicy');
+  const raw = policy._raw();
+  const args = [toWitClassification(failure), toOptionalU64('requestTokens', requestTokens)];
+  const out = policy.plugin[INVOKE](policy._epoch(), 'context', 'nextBudget', (i) => i.nextBudget(args[0], toBudget(current, () => i.defaultBudget()), args[1], raw));
+  if (out.error !== undefined) throw contextError(out.error, 'current budget');
+  return fromBudget(out.value);
+}
+
+// ---- credits ------------------------------------------------------------------------------
+
+function creditsError(e) {
+  const v = e?.val;
+  switch (e?.tag) {
+    case 'too-large':
+      return new CreditsError('too-large', { bytes: toNumber(v) }, `response of ${v} bytes is larger than the 65536 bytes parsed`);
+    case 'invalid-json':
+      return new CreditsError('invalid-json', { line: toNumber(v.line), column: toNumber(v.column) }, `response is not valid JSON (line ${v.line}, column ${v.column})`);
+    case 'api': {
+      const code = v.code === undefined || v.code === null ? null : Number(v.code);
+      return new CreditsError('api', { code, message: v.message }, `OpenRouter returned an error${code === null ? '' : ` ${code}`}: ${v.message}`);
+    }
+    case 'missing-field':
+      return new CreditsError('missing-field', { field: v }, `response has no ${v}`);
+    case 'invalid-field':
+      return new CreditsError('invalid-field', { field: v.field, expected: v.expected, found: v.found }, `${v.field} must be ${v.expected}, got ${v.found}`);
+    case 'out-of-range':
+      return new CreditsError('out-of-range', { field: v }, `${v} is out of range`);
+    default:
+      return new PluginError(`unexpected credits error ${String(e?.tag ?? e)}`);
+  }
+}
+
+const KEY_FIELDS = ['label', 'usage', 'usageDaily', 'usageWeekly', 'usageMonthly', 'byokUsage', 'limit', 'limitRemaining', 'limitReset', 'isFreeTier', 'includeByokInLimit', 'expiresAt'];
+const STATUS_FIELDS = ['balanceUsd', 'accountBalanceUsd', 'keyRemainingUsd', 'accountBurnUsdPerHour', 'keyBurnUsdPerHour', 'runwayHours', 'dailySpendUsd'];
+
+function fromKeyInfo(raw) {
+  const out = {};
+  for (const k of KEY_FIELDS) out[k] = raw[k] ?? null;
+  if (out.limitReset !== null && !LIMIT_RESETS.has(out.limitReset)) throw new PluginError(`unknown limit reset ${String(out.limitReset)}`);
+  return out;
+}
+
+function toOptionalFloat(what, v) {
+  if (v === null || v === undefined) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw new TypeError(`${what} must be a finite number`);
+  return v;
+}
+
+function toKeyInfo(key) {
+  if (key === null || typeof key !== 'object') throw new TypeError('snapshot.key must be a key info object or the /key body');
+  const out = {};
+  for (const k of ['usage', 'usageDaily', 'usageWeekly', 'usageMonthly', 'byokUsage', 'limit', 'limitRemaining']) out[k] = toOptionalFloat(k, key[k]);
+  for (const k of ['isFreeTier', 'includeByokInLimit']) {
+    if (key[k] !== null && key[k] !== undefined && typeof key[k] !== 'boolean') throw new TypeError(`${k} must be a boolean`);
+    out[k] = key[k] ?? undefined;
+  }
+  out.label = toOptionalText('label', key.label);
+  out.expiresAt = toOptionalText('expiresAt', key.expiresAt);
+  if (key.limitReset !== null && key.limitReset !== undefined && !LIMIT_RESETS.has(key.limitReset)) throw new RangeError('unknown limitReset');
+  out.limitReset = key.limitReset ?? undefined;
+  return out;
+}
+
+function toCreditsInfo(c) {
+  if (c === null || typeof c !== 'object') throw new TypeError('snapshot.credits must be a credits info object or the /credits body');
+  const totalCredits = toOptionalFloat('totalCredits', c.totalCredits);
+  const totalUsage = toOptionalFloat('totalUsage', c.totalUsage);
+  if (totalCredits === undefined || totalUsage === undefined) throw new TypeError('totalCredits and totalUsage are required');
+  return { totalCredits, totalUsage };
+}
+
+function fromStatus(raw) {
+  const out = {};
+  for (const k of STATUS_FIELDS) out[k] = raw[k] ?? null;
+  out.runwayUnlimited = Boolean(raw.runwayUnlimited);
+  out.active = raw.active.map((a) => {
+    if (!ALERT_KINDS.has(a)) throw new PluginError(`unknown alert kind ${String(a)}`);
+    return a;
+  });
+  return out;
+}
+
+function fromEvent(raw) {
+  if (!ALERT_KINDS.has(raw.alert) || !ALERT_STATES.has(raw.state)) throw new PluginError('unknown alert');
+  return { alert: raw.alert, state: raw.state, value: raw.value ?? null, threshold: raw.threshold, message: String(raw.message) };
+}
+
+/** Parses a `GET /api/v1/key` body; throws CreditsError. */
+export function parseKey(body, options = {}) {
+  const b = toText('body', body);
+  const result = callFree(pluginOf(options), 'credits', 'parseKey', (i) => i.parseKey(b));
+  if (result.error !== undefined) throw creditsError(result.error);
+  return fromKeyInfo(result.value);
+}
+
+/** Parses a `GET /api/v1/credits` body (both totals required); throws CreditsError. */
+export function parseCredits(body, options = {}) {
+  const b = toText('body', body);
+  const result = callFree(pluginOf(options), 'credits', 'parseCredits', (i) => i.parseCredits(b));
+  if (result.error !== undefined) throw creditsError(result.error);
+  return { totalCredits: result.value.totalCredits, totalUsage: result.value.totalUsage };
+}
+
+/** Reads a 402 "… can only afford M" and suggests a `max_tokens`; null when there is no such number. */
+export function suggestMaxTokens(text, options = {}) {
+  const t = toText('text', text);
+  const raw = callFree(pluginOf(options), 'credits', 'suggestMaxTokens', (i) => i.suggestMaxTokens(t)).value;
+  if (raw === undefined || raw === null) return null;
+  return {
+    requestedTokens: toNumber(raw.requestedTokens ?? null),
+    affordableTokens: toNumber(raw.affordableTokens),
+    suggestedMaxTokens: toNumber(raw.suggestedMaxTokens ?? null),
+  };
+}
+
+/** Watches balance, daily spend and runway; alerts once per crossing. `new CreditMonitor(config?, { plugin? })`; throws ConfigError. */
+export class CreditMonitor extends Resource {
+  constructor(config = {}, options = {}) {
+    if (config === ADOPT) {
+      super(...options);
+      return;
+    }
+    const json = configJson('config', config);
+    super(...create(pluginOf(options), 'credits', 'credit config', (i) => i.CreditMonitor.create(json)));
+  }
+
+  /** A monitor from a snapshot. */
+  static restore(snapshot, options = {}) {
+    const json = snapshotJson(snapshot);
+    return new CreditMonitor(ADOPT, create(pluginOf(options), 'credits', 'credit monitor snapshot', (i) => i.CreditMonitor.restore(json)));
+  }
+
+  /**
+   * Feeds one poll `{ key?, credits? }` (parsed objects, or the response bodies as strings)
+   * taken at `nowMs` (monotonic) and, when known, `wallClockMs` (Unix ms). Returns the alert
+   * events it caused, usually none.
+   */
+  observe(snapshot, nowMs, wallClockMs = null) {
+    if (snapshot === null || typeof snapshot !== 'object') throw new TypeError('snapshot must be an object { key?, credits? }');
+    let { key, credits } = snapshot;
+    if (typeof key === 'string') key = parseKey(key, { plugin: this.plugin });
+    if (typeof credits === 'string') credits = parseCredits(credits, { plugin: this.plugin });
+    const wit = {
+      key: key === null || key === undefined ? undefined : toKeyInfo(key),
+      credits: credits === null || credits === undefined ? undefined : toCreditsInfo(credits),
+    };
+    const args = [wit, toU64('nowMs', nowMs), toOptionalU64('wallClockMs', wallClockMs)];
+    return this._invoke('credits', 'observe', (m) => m.observe(...args)).value.map(fromEvent);
+  }
+
+  /** What was known after the last snapshot. */
+  status() {
+    return fromStatus(this._invoke('credits', 'status', (m) => m.status()).value);
+  }
+
+  /** The whole state as JSON text. */
+  snapshot() {
+    return snapshotText(this._invoke('credits', 'snapshot', (m) => m.snapshot()).value);
+  }
+}

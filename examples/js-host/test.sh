@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the JS host's tests: transpile the component with jco, then `node --test` (unit tests,
-# every classify vector, every breaker/ratelimit/retry step table). Ends with one line per vector
-# family: `[js] <family> vectors: N passed, M failed`.
+# every classify vector, every breaker/ratelimit/retry/credits step table, every context vector).
+# Ends with one line per vector family: `[js] <family> vectors: N passed, M failed`.
 #
 # The component is target/llm-resilience.wasm (or $LLMR_COMPONENT); it is built here only when
 # missing. After changing the core, rebuild it: cargo run -p xtask -- component
@@ -25,7 +25,7 @@ status=${PIPESTATUS[0]}
 set -e
 # The vector files print their summaries when they end, which the runner shows among the TAP
 # output; repeat them as the last lines.
-for family in classify breaker ratelimit retry; do
+for family in classify breaker ratelimit retry context credits; do
     line="$(grep -o -E "\[js\] $family vectors: [0-9]+ passed, [0-9]+ failed(, [0-9]+ skipped)?" "$log" | tail -n 1)"
     echo "${line:-[js] $family vectors: no summary printed}"
 done
