@@ -20,7 +20,7 @@ with the marker ``…[truncated]``.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field as dc_field, fields
 from typing import Any, ClassVar, Optional, Union
 
