@@ -39,6 +39,10 @@
 // come from a bug (a negative length cast to `size_t`).
 #define LLMR_LIMIT_JSON_BYTES 1073741824
 
+// At most this many bytes of text are tokenized in one call (a text, or a request's texts
+// together); more is `LLMR_TOO_LARGE_TO_COUNT`. The core's `MAX_TOKENIZE_BYTES`.
+#define LLMR_LIMIT_TOKENIZE_BYTES 4194304
+
 // What a fallible `llmr_` function did. `LLMR_OK` (0) is success.
 //
 // The numeric values are part of the ABI: a code is never reused for a different meaning, and
@@ -53,7 +57,7 @@ enum LlmrResult
   LLMR_OK = 0,
   // A required pointer was NULL, or a pointer was NULL while its length was not 0.
   LLMR_NULL_PARAMETER = 1,
-  // A header name, header value or transport message was not valid UTF-8.
+  // A header name, header value, transport message or other text was not valid UTF-8.
   LLMR_INVALID_UTF8 = 2,
   // A count or length exceeded the documented ABI limits (`LLMR_LIMIT_*`).
   LLMR_INPUT_TOO_LARGE = 3,
@@ -71,6 +75,19 @@ enum LlmrResult
   // An enum argument passed as `uint32_t` (an `LlmrOutcome`, an `LlmrErrorKind`) had a
   // value outside its documented set; the call had no effect.
   LLMR_INVALID_ARGUMENT = 9,
+  // A text (or a request's texts together) is longer than the token counter tokenizes
+  // (`LLMR_LIMIT_TOKENIZE_BYTES`, 4 MiB): nothing was counted.
+  LLMR_TOO_LARGE_TO_COUNT = 10,
+  // Context trimming: the system prompt, the latest message and the tool schemas alone
+  // exceed the budget. The error string is the core's `ContextError` JSON with both numbers.
+  LLMR_DOES_NOT_FIT = 11,
+  // Context trimming or the next budget refused the input for another reason named in the
+  // error string (`ContextError` JSON: `latest-not-user`, `not-overflow`, `cannot-shrink`).
+  LLMR_CONTEXT_REJECTED = 12,
+  // An OpenRouter `/key` or `/credits` body could not be used; the error string is the
+  // core's `CreditsError` JSON (`too-large`, `invalid-json`, `api`, `missing-field`,
+  // `invalid-field`, `out-of-range`), which never holds a field's value.
+  LLMR_INVALID_RESPONSE = 13,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -200,6 +217,26 @@ typedef uint32_t LlmrGiveUpReason;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// A byte-pair encoding of OpenAI's models. The values are part of the ABI and are never
+// reused; functions take it as `uint32_t` (out of range: `LLMR_INVALID_ARGUMENT`).
+enum LlmrEncoding
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  // `o200k_base`: gpt-4o, gpt-4o-mini, gpt-4.1, gpt-5, o1, o3, o4-mini.
+  LLMR_ENCODING_O200K_BASE = 0,
+  // `cl100k_base`: gpt-4, gpt-4-turbo, gpt-3.5-turbo.
+  LLMR_ENCODING_CL100K_BASE = 1,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum LlmrEncoding LlmrEncoding;
+#else
+typedef uint32_t LlmrEncoding;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // How an admitted call ended. The values are part of the ABI and are never reused; the
 // functions take it as `uint32_t` so that an out-of-range value is answered with
 // `LLMR_INVALID_ARGUMENT`, not undefined behaviour.
@@ -234,6 +271,11 @@ typedef struct LlmrBreaker LlmrBreaker;
 // `llmr_breaker_set_free`. Safe to share between threads.
 typedef struct LlmrBreakerSet LlmrBreakerSet;
 
+// A credit monitor. Opaque: create it with `llmr_credit_monitor_new` or
+// `llmr_credit_monitor_restore`, release it with `llmr_credit_monitor_free`. Safe to share
+// between threads.
+typedef struct LlmrCreditMonitor LlmrCreditMonitor;
+
 // A keyed rate limiter (GCRA, weighted, bounded memory). Create it with
 // `llmr_rate_limiter_new` or `llmr_rate_limiter_restore`, release it with
 // `llmr_rate_limiter_free`. Safe to use from many threads at once.
@@ -250,6 +292,11 @@ typedef struct LlmrRetryCall LlmrRetryCall;
 // A validated retry policy (`llmr_retry_policy_new`, `llmr_retry_policy_free`). Immutable:
 // any number of threads may use one at once.
 typedef struct LlmrRetryPolicy LlmrRetryPolicy;
+
+// A token counter. Opaque: create it with `llmr_token_counter_exact` or
+// `llmr_token_counter_upper_bound`, release it with `llmr_token_counter_free`. Immutable, so
+// safe to share between threads without a lock.
+typedef struct LlmrTokenCounter LlmrTokenCounter;
 
 // Permission to make one call, from `llmr_breaker_acquire`. Pass it back, unchanged, to
 // `llmr_breaker_record`. Plain data: copy it freely; nothing to free.
@@ -402,6 +449,22 @@ typedef struct LlmrClassification {
   // shown as U+FFFD); never NULL after `LLMR_OK`, possibly empty.
   char *message;
 } LlmrClassification;
+
+// What a 402 "can only afford" text says (`llmr_credits_suggest_max_tokens`). Plain data.
+typedef struct LlmrAffordable {
+  // Whether the text holds a "can only afford M"; every other field is 0 / false if not.
+  bool found;
+  // Whether "You requested up to N tokens" was found with it.
+  bool has_requested_tokens;
+  // N.
+  uint64_t requested_tokens;
+  // The smallest M in the text.
+  uint64_t affordable_tokens;
+  // Whether a `max_tokens` to retry with is suggested (false: nothing is left; top up).
+  bool has_suggested_max_tokens;
+  // M less the core's 5 % margin, never more than N.
+  uint64_t suggested_max_tokens;
+} LlmrAffordable;
 
 // The answer to `llmr_rate_limiter_check`.
 typedef struct LlmrVerdict {
@@ -736,6 +799,212 @@ void llmr_classification_free(struct LlmrClassification *classification);
 // an out-of-range value is answered rather than undefined behaviour).
 const char *llmr_error_kind_name(uint32_t kind);
 
+// Trims a conversation into a budget, counting with `counter`, and writes the result as JSON
+// to `*result_json` (release it with `llmr_string_free`).
+//
+// `budget` is a `ContextConfig` JSON (`{}` for every default: a 128 000-token window, 1 024
+// reserved for the reply, a 256-token safety margin, documents cut to no less than 500
+// characters; also `max_history_messages`, `max_document_chars`, `max_message_chars`,
+// `min_document_chars`). `input` is `{"system": "…", "documents": ["…", …] (best first),
+// "history": [message, …] (oldest first), "latest": message (role user), "tools": [tool
+// schema, …]}` with messages and tool schemas as for `llmr_token_counter_count_messages`.
+//
+// The result is `{"messages": [system, document…, history…, latest], "report":
+// {"tokens_before", "tokens_after", "limit_tokens", "documents": [fate…], "history":
+// [fate…]}}`, a fate being `{"fate": "kept"}`, `{"fate": "truncated", "chars_before",
+// "chars_after"}` or `{"fate": "dropped", "reason": "budget" | "max-messages" |
+// "orphan-tool-result" | "unanswered-tool-call" | "before-first-user-turn"}`.
+//
+// Returns `LLMR_OK`, `LLMR_NULL_PARAMETER`, `LLMR_INPUT_TOO_LARGE`, `LLMR_INVALID_CONFIG`
+// (malformed or rejected budget, malformed input; `*error_out` names every problem),
+// `LLMR_DOES_NOT_FIT` (the system prompt, the latest message and the tools alone exceed the
+// budget), `LLMR_CONTEXT_REJECTED` (the latest message is not a user message),
+// `LLMR_TOO_LARGE_TO_COUNT` or `LLMR_PANIC`. For the last three but one, `*error_out` (if
+// `error_out` is not NULL) is the `ContextError` JSON. On any error `*result_json` is NULL.
+//
+// # Safety
+//
+// `budget` and `input` must be NULL or valid for reads of their lengths; `counter` NULL or a
+// live handle; `result_json` NULL or valid for a write of a pointer; so must `error_out`
+// (which may be NULL).
+LlmrResult llmr_context_trim(const char *budget,
+                             size_t budget_len,
+                             const char *input,
+                             size_t input_len,
+                             const struct LlmrTokenCounter *counter,
+                             char **result_json,
+                             char **error_out);
+
+// The next budget after the provider rejected a request with a context overflow; writes
+// `{"budget": ContextConfig, "limit_tokens": N}` to `*budget_json` (release it with
+// `llmr_string_free`). `limit_tokens` equals the `target_tokens` the retry policy built from
+// `retry` decides for the same failure and `request_tokens`; pass `budget` back to
+// `llmr_context_trim` to shrink the request to exactly that.
+//
+// `failure` is the classification as JSON (`{"kind": "context-overflow", "retryable": false,
+// "limit_tokens": 128000, "requested_tokens": 130412, …}`; `message` may be left out).
+// `current` is the budget that produced the rejected request (`ContextConfig` JSON).
+// `request_tokens` (if `has_request_tokens`) is that request's `tokens_after`. `retry` is a
+// `RetryConfig` JSON (`{}` for the defaults).
+//
+// Returns `LLMR_OK`, `LLMR_NULL_PARAMETER`, `LLMR_INPUT_TOO_LARGE`, `LLMR_INVALID_CONFIG`
+// (malformed or rejected JSON), `LLMR_CONTEXT_REJECTED` (not a context overflow, or no
+// smaller budget can be computed: `*error_out` is the `ContextError` JSON) or `LLMR_PANIC`;
+// on an error `*budget_json` is NULL.
+//
+// # Safety
+//
+// `failure`, `current` and `retry` must be NULL or valid for reads of their lengths;
+// `budget_json` NULL or valid for a write of a pointer; so must `error_out` (may be NULL).
+LlmrResult llmr_context_next_budget(const char *failure,
+                                    size_t failure_len,
+                                    const char *current,
+                                    size_t current_len,
+                                    bool has_request_tokens,
+                                    uint64_t request_tokens,
+                                    const char *retry,
+                                    size_t retry_len,
+                                    char **budget_json,
+                                    char **error_out);
+
+// Creates a monitor with nothing observed yet from a `CreditConfig` JSON (`{}` for every
+// default: warn under 5 USD, critical under 1 USD, alert over 1 USD spent per UTC day and
+// under 24 h of runway, 20 % hysteresis, 6 h burn window, 30 min least burn span; `null`
+// turns an alert off).
+//
+// Returns `LLMR_OK` with a new handle in `*out`, or `LLMR_NULL_PARAMETER`,
+// `LLMR_INPUT_TOO_LARGE`, `LLMR_INVALID_CONFIG` (then `*error_out`, if `error_out` is not
+// NULL, names every rejected field; release it with `llmr_string_free`) or `LLMR_PANIC`. On
+// any error `*out` is NULL.
+//
+// # Safety
+//
+// `config` must be NULL or valid for reads of `config_len` bytes; `out` NULL or valid for a
+// write of a pointer; so must `error_out` (which may be NULL).
+LlmrResult llmr_credit_monitor_new(const char *config,
+                                   size_t config_len,
+                                   struct LlmrCreditMonitor **out,
+                                   char **error_out);
+
+// Creates a monitor from a snapshot written by `llmr_credit_monitor_snapshot` (burn history
+// and alert states survive a restart: nothing fires again). Results, errors and safety as
+// for `llmr_credit_monitor_new`.
+//
+// # Safety
+//
+// As for `llmr_credit_monitor_new`, with `snapshot` in place of `config`.
+LlmrResult llmr_credit_monitor_restore(const char *snapshot,
+                                       size_t snapshot_len,
+                                       struct LlmrCreditMonitor **out,
+                                       char **error_out);
+
+// Releases a monitor. NULL does nothing. No other thread may use the handle during or after
+// the call.
+//
+// # Safety
+//
+// `monitor` must be NULL or a live handle that was not freed.
+void llmr_credit_monitor_free(struct LlmrCreditMonitor *monitor);
+
+// Feeds one poll to the monitor and writes the alert events it caused to `*alerts_json` as a
+// JSON array (usually `[]`; each `{"alert": "balance-critical" | "balance-warning" |
+// "runway" | "daily-spend", "state": "fired" | "resolved", "value": number or null,
+// "threshold": number, "message": "…"}`; release it with `llmr_string_free`).
+//
+// `snapshot` is `{"key": <llmr_credits_parse_key output>, "credits": <llmr_credits_parse_credits
+// output>}` (either may be left out or null). `now_ms` is the monotonic clock;
+// `wall_clock_ms` (if `has_wall_clock`) the Unix time, for the UTC day.
+//
+// Returns `LLMR_OK`, `LLMR_NULL_PARAMETER`, `LLMR_INPUT_TOO_LARGE`, `LLMR_INVALID_CONFIG`
+// (malformed snapshot JSON; `*error_out` says why; nothing was observed) or `LLMR_PANIC`; on
+// an error `*alerts_json` is NULL.
+//
+// # Safety
+//
+// `monitor` must be NULL or a live handle; `snapshot` NULL or valid for reads of
+// `snapshot_len` bytes; `alerts_json` NULL or valid for a write of a pointer; so must
+// `error_out` (which may be NULL).
+LlmrResult llmr_credit_monitor_observe(const struct LlmrCreditMonitor *monitor,
+                                       const char *snapshot,
+                                       size_t snapshot_len,
+                                       uint64_t now_ms,
+                                       bool has_wall_clock,
+                                       uint64_t wall_clock_ms,
+                                       char **alerts_json,
+                                       char **error_out);
+
+// Writes what the monitor knew after the last poll to `*status_json` (`{"balance_usd",
+// "account_balance_usd", "key_remaining_usd", "account_burn_usd_per_hour",
+// "key_burn_usd_per_hour", "runway_hours", "runway_unlimited", "daily_spend_usd", "active":
+// [alert…]}`; unknown numbers are null; release it with `llmr_string_free`).
+//
+// Returns `LLMR_OK`, `LLMR_NULL_PARAMETER` or `LLMR_PANIC`; on an error `*status_json` is
+// NULL.
+//
+// # Safety
+//
+// `monitor` must be NULL or a live handle; `status_json` NULL or valid for a write of a
+// pointer.
+LlmrResult llmr_credit_monitor_status(const struct LlmrCreditMonitor *monitor, char **status_json);
+
+// Exports the monitor's whole state (config, burn history, alert states) as JSON into
+// `*json_out` (release it with `llmr_string_free`); `llmr_credit_monitor_restore` reads it
+// back. Returns `LLMR_OK`, `LLMR_NULL_PARAMETER` or `LLMR_PANIC`; on an error `*json_out` is
+// NULL.
+//
+// # Safety
+//
+// `monitor` must be NULL or a live handle; `json_out` NULL or valid for a write of a pointer.
+LlmrResult llmr_credit_monitor_snapshot(const struct LlmrCreditMonitor *monitor, char **json_out);
+
+// Parses a `GET /api/v1/key` body and writes the key info as JSON to `*json_out` (`{"label",
+// "usage", "usage_daily", "usage_weekly", "usage_monthly", "byok_usage", "limit",
+// "limit_remaining", "limit_reset": "daily" | "weekly" | "monthly" | "other", "is_free_tier",
+// "include_byok_in_limit", "expires_at"}`, each null when absent; the label is redacted).
+//
+// Returns `LLMR_OK`, `LLMR_NULL_PARAMETER`, `LLMR_INVALID_UTF8`, `LLMR_INPUT_TOO_LARGE`,
+// `LLMR_INVALID_RESPONSE` (then `*error_out`, if `error_out` is not NULL, is the
+// `CreditsError` JSON: `{"error": "too-large" | "invalid-json" | "api" | "missing-field" |
+// "invalid-field" | "out-of-range", …}`; bodies over 64 KiB are `too-large`) or
+// `LLMR_PANIC`; on an error `*json_out` is NULL.
+//
+// # Safety
+//
+// `body` must be NULL or valid for reads of `body_len` bytes; `json_out` NULL or valid for a
+// write of a pointer; so must `error_out` (which may be NULL).
+LlmrResult llmr_credits_parse_key(const char *body,
+                                  size_t body_len,
+                                  char **json_out,
+                                  char **error_out);
+
+// Parses a `GET /api/v1/credits` body and writes `{"total_credits", "total_usage"}` as JSON
+// to `*json_out`. Results, errors and safety as for `llmr_credits_parse_key` (both totals are
+// required).
+//
+// # Safety
+//
+// As for `llmr_credits_parse_key`.
+LlmrResult llmr_credits_parse_credits(const char *body,
+                                      size_t body_len,
+                                      char **json_out,
+                                      char **error_out);
+
+// Reads OpenRouter's 402 "You requested up to N tokens, but can only afford M." (the message
+// or the whole body) and fills `*out` with the smallest M and a `max_tokens` to retry with.
+// Only the first 64 KiB are read (and checked as UTF-8; a character cut at that boundary is
+// ignored). No allocation.
+//
+// Returns `LLMR_OK` (also when nothing was found: `found` is false), `LLMR_NULL_PARAMETER`,
+// `LLMR_INVALID_UTF8`, `LLMR_INPUT_TOO_LARGE` or `LLMR_PANIC`; on an error `*out` is zeroed.
+//
+// # Safety
+//
+// `text` must be NULL or valid for reads of `text_len` bytes; `out` NULL or valid for a write
+// of an `LlmrAffordable`.
+LlmrResult llmr_credits_suggest_max_tokens(const char *text,
+                                           size_t text_len,
+                                           struct LlmrAffordable *out);
+
 // Releases a string this library handed out on its own (an error message, a JSON snapshot,
 // a key list). NULL does nothing. Strings inside structs are released by that struct's free
 // function instead (`llmr_classification_free`).
@@ -878,7 +1147,8 @@ LlmrResult llmr_rate_limiter_len(const struct LlmrRateLimiter *limiter, size_t *
 
 // Returns the name of a result code as a static, NUL-terminated string: `"ok"`,
 // `"null-parameter"`, `"invalid-utf8"`, `"input-too-large"`, `"panic"`, `"invalid-config"`,
-// `"invalid-key"`, `"zero-units"`, `"exceeds-burst"`, `"invalid-argument"`, or
+// `"invalid-key"`, `"zero-units"`, `"exceeds-burst"`, `"invalid-argument"`,
+// `"too-large-to-count"`, `"does-not-fit"`, `"context-rejected"`, `"invalid-response"`, or
 // `"invalid-result"` for a value that is not an `LlmrResult`.
 //
 // `result` is any `LlmrResult` value (taken as `uint32_t` so that an out-of-range value is
@@ -1012,6 +1282,94 @@ const char *llmr_retry_action_name(uint32_t action);
 // `LLMR_GIVE_UP_REASON_NONE`), or `"invalid-reason"`, as a static string that must not be
 // freed.
 const char *llmr_give_up_reason_name(uint32_t reason);
+
+// Creates an exact counter for `encoding` (an `LlmrEncoding` value), with the OpenAI
+// cookbook's chat overhead for it.
+//
+// Returns `LLMR_OK` with a new handle in `*out`, or `LLMR_NULL_PARAMETER` (`out` NULL),
+// `LLMR_INVALID_ARGUMENT` (not an `LlmrEncoding`) or `LLMR_PANIC` (also when the built-in
+// tables cannot be decoded: a corrupt build). On any error `*out` is NULL.
+//
+// # Safety
+//
+// `out` must be NULL or valid for a write of a pointer.
+LlmrResult llmr_token_counter_exact(uint32_t encoding, struct LlmrTokenCounter **out);
+
+// Creates the upper-bound counter: never fewer tokens than o200k_base or cl100k_base count
+// for the same text (requests include a chat overhead that covers both), with no tables.
+// Use it where exact counts are not needed, or to check a budget cheaply.
+//
+// Returns `LLMR_OK`, `LLMR_NULL_PARAMETER` or `LLMR_PANIC`; on an error `*out` is NULL.
+//
+// # Safety
+//
+// `out` must be NULL or valid for a write of a pointer.
+LlmrResult llmr_token_counter_upper_bound(struct LlmrTokenCounter **out);
+
+// Releases a counter. NULL does nothing. No other thread may use the handle during or after
+// the call.
+//
+// # Safety
+//
+// `counter` must be NULL or a handle from `llmr_token_counter_exact` /
+// `llmr_token_counter_upper_bound` that was not freed.
+void llmr_token_counter_free(struct LlmrTokenCounter *counter);
+
+// Writes to `*out` the encoding an OpenAI model id uses (`openai/gpt-4o` → o200k_base,
+// `gpt-4` → cl100k_base; every other model → o200k_base, the best starting point for other
+// providers' models).
+//
+// Returns `LLMR_OK`, `LLMR_NULL_PARAMETER`, `LLMR_INVALID_UTF8`, `LLMR_INPUT_TOO_LARGE`
+// (over `LLMR_LIMIT_STRING_BYTES`) or `LLMR_PANIC`; on an error `*out` is `O200K_BASE`.
+//
+// # Safety
+//
+// `model` must be NULL or valid for reads of `model_len` bytes; `out` NULL or valid for a
+// write of an `LlmrEncoding`.
+LlmrResult llmr_encoding_for_model(const char *model, size_t model_len, LlmrEncoding *out);
+
+// Counts the tokens of `len` bytes of UTF-8 text at `text` (no NUL needed; NULL with length
+// 0 is the empty text) into `*out`.
+//
+// Returns `LLMR_OK`, `LLMR_NULL_PARAMETER`, `LLMR_INVALID_UTF8`, `LLMR_TOO_LARGE_TO_COUNT`
+// (over `LLMR_LIMIT_TOKENIZE_BYTES`; found from the length alone, before any byte is read),
+// `LLMR_INPUT_TOO_LARGE` (over `LLMR_LIMIT_JSON_BYTES`: a bug such as a negative length) or
+// `LLMR_PANIC`; on an error `*out` is 0.
+//
+// # Safety
+//
+// `counter` must be NULL or a live handle; `text` NULL or valid for reads of `len` bytes;
+// `out` NULL or valid for a write of a `uint64_t`.
+LlmrResult llmr_token_counter_count_text(const struct LlmrTokenCounter *counter,
+                                         const char *text,
+                                         size_t len,
+                                         uint64_t *out);
+
+// Counts a whole chat request into `*out`: every message with its chat overhead, the tool
+// schemas and the reply priming, as context trimming counts it.
+//
+// `messages` is a JSON array of messages (`{"role": "user", "content": "…", "name": …,
+// "tool_calls": [{"id", "name", "arguments"}], "tool_call_id": …}`; roles `system`, `user`,
+// `assistant`, `tool`). `tools` is a JSON array of tool schemas (`{"name", "description",
+// "parameters"}`, parameters as JSON text), or NULL with length 0 for none.
+//
+// Returns `LLMR_OK`, `LLMR_NULL_PARAMETER`, `LLMR_INPUT_TOO_LARGE`, `LLMR_INVALID_CONFIG`
+// (malformed JSON: then `*error_out`, if `error_out` is not NULL, says why; release it with
+// `llmr_string_free`), `LLMR_TOO_LARGE_TO_COUNT` (the texts add up to more than
+// `LLMR_LIMIT_TOKENIZE_BYTES`) or `LLMR_PANIC`; on an error `*out` is 0.
+//
+// # Safety
+//
+// `counter` must be NULL or a live handle; `messages` and `tools` NULL or valid for reads of
+// their lengths; `out` NULL or valid for a write of a `uint64_t`; `error_out` NULL or valid
+// for a write of a pointer.
+LlmrResult llmr_token_counter_count_messages(const struct LlmrTokenCounter *counter,
+                                             const char *messages,
+                                             size_t messages_len,
+                                             const char *tools,
+                                             size_t tools_len,
+                                             uint64_t *out,
+                                             char **error_out);
 
 // Returns the library version (`"0.1.0"`) as a static, NUL-terminated string that must not be
 // freed.

@@ -31,6 +31,10 @@
 //! | header count | [`LLMR_LIMIT_HEADERS`] (4096) |
 //! | one header name, one header value, the transport message | [`LLMR_LIMIT_STRING_BYTES`] (1 MiB) |
 //! | body length | [`LLMR_LIMIT_BODY_BYTES`] (1 GiB) |
+//! | JSON text (configs, snapshots, messages, bodies) | [`LLMR_LIMIT_JSON_BYTES`] (1 GiB) |
+//!
+//! Text to count has a second, real limit: more than [`LLMR_LIMIT_TOKENIZE_BYTES`] (4 MiB, the
+//! core's `MAX_TOKENIZE_BYTES`) in one call is [`LlmrResult::LlmrTooLargeToCount`].
 //!
 //! ## Link-time version check
 //!
@@ -44,12 +48,15 @@
 
 mod breaker;
 mod classify;
+mod context;
+mod credits;
 mod json;
 mod panic;
 mod ptr;
 mod ratelimit;
 mod result;
 mod retry;
+mod tokens;
 mod version;
 
 pub use breaker::{
@@ -65,6 +72,13 @@ pub use classify::{
     LlmrClassifyInput, LlmrErrorKind, LlmrHeader, llmr_classification_free, llmr_classify,
     llmr_error_kind_name,
 };
+pub use context::{llmr_context_next_budget, llmr_context_trim};
+pub use credits::{
+    LlmrAffordable, LlmrCreditMonitor, llmr_credit_monitor_free, llmr_credit_monitor_new,
+    llmr_credit_monitor_observe, llmr_credit_monitor_restore, llmr_credit_monitor_snapshot,
+    llmr_credit_monitor_status, llmr_credits_parse_credits, llmr_credits_parse_key,
+    llmr_credits_suggest_max_tokens,
+};
 pub use json::{LLMR_LIMIT_JSON_BYTES, llmr_string_free};
 pub use ratelimit::{
     LlmrRateLimiter, LlmrVerdict, llmr_rate_limiter_block_until, llmr_rate_limiter_check,
@@ -78,6 +92,11 @@ pub use retry::{
     LlmrRetryPolicy, llmr_give_up_reason_name, llmr_retry_action_name, llmr_retry_budget_available,
     llmr_retry_budget_deposit, llmr_retry_budget_free, llmr_retry_budget_new, llmr_retry_call_free,
     llmr_retry_decide, llmr_retry_policy_free, llmr_retry_policy_new, llmr_retry_start_call,
+};
+pub use tokens::{
+    LLMR_LIMIT_TOKENIZE_BYTES, LlmrEncoding, LlmrTokenCounter, llmr_encoding_for_model,
+    llmr_token_counter_count_messages, llmr_token_counter_count_text, llmr_token_counter_exact,
+    llmr_token_counter_free, llmr_token_counter_upper_bound,
 };
 pub use version::llmr_version;
 

@@ -20,7 +20,7 @@ pub enum LlmrResult {
     LlmrOk = 0,
     /// A required pointer was NULL, or a pointer was NULL while its length was not 0.
     LlmrNullParameter = 1,
-    /// A header name, header value or transport message was not valid UTF-8.
+    /// A header name, header value, transport message or other text was not valid UTF-8.
     LlmrInvalidUtf8 = 2,
     /// A count or length exceeded the documented ABI limits (`LLMR_LIMIT_*`).
     LlmrInputTooLarge = 3,
@@ -38,11 +38,24 @@ pub enum LlmrResult {
     /// An enum argument passed as `uint32_t` (an `LlmrOutcome`, an `LlmrErrorKind`) had a
     /// value outside its documented set; the call had no effect.
     LlmrInvalidArgument = 9,
+    /// A text (or a request's texts together) is longer than the token counter tokenizes
+    /// (`LLMR_LIMIT_TOKENIZE_BYTES`, 4 MiB): nothing was counted.
+    LlmrTooLargeToCount = 10,
+    /// Context trimming: the system prompt, the latest message and the tool schemas alone
+    /// exceed the budget. The error string is the core's `ContextError` JSON with both numbers.
+    LlmrDoesNotFit = 11,
+    /// Context trimming or the next budget refused the input for another reason named in the
+    /// error string (`ContextError` JSON: `latest-not-user`, `not-overflow`, `cannot-shrink`).
+    LlmrContextRejected = 12,
+    /// An OpenRouter `/key` or `/credits` body could not be used; the error string is the
+    /// core's `CreditsError` JSON (`too-large`, `invalid-json`, `api`, `missing-field`,
+    /// `invalid-field`, `out-of-range`), which never holds a field's value.
+    LlmrInvalidResponse = 13,
 }
 
 impl LlmrResult {
     /// Every code, in numeric order.
-    pub(crate) const ALL: [LlmrResult; 10] = [
+    pub(crate) const ALL: [LlmrResult; 14] = [
         LlmrResult::LlmrOk,
         LlmrResult::LlmrNullParameter,
         LlmrResult::LlmrInvalidUtf8,
@@ -53,6 +66,10 @@ impl LlmrResult {
         LlmrResult::LlmrZeroUnits,
         LlmrResult::LlmrExceedsBurst,
         LlmrResult::LlmrInvalidArgument,
+        LlmrResult::LlmrTooLargeToCount,
+        LlmrResult::LlmrDoesNotFit,
+        LlmrResult::LlmrContextRejected,
+        LlmrResult::LlmrInvalidResponse,
     ];
 
     /// The stable, kebab-case name of the code (`"invalid-utf8"`).
@@ -68,6 +85,10 @@ impl LlmrResult {
             LlmrResult::LlmrZeroUnits => c"zero-units",
             LlmrResult::LlmrExceedsBurst => c"exceeds-burst",
             LlmrResult::LlmrInvalidArgument => c"invalid-argument",
+            LlmrResult::LlmrTooLargeToCount => c"too-large-to-count",
+            LlmrResult::LlmrDoesNotFit => c"does-not-fit",
+            LlmrResult::LlmrContextRejected => c"context-rejected",
+            LlmrResult::LlmrInvalidResponse => c"invalid-response",
         }
     }
 
@@ -79,7 +100,8 @@ impl LlmrResult {
 
 /// Returns the name of a result code as a static, NUL-terminated string: `"ok"`,
 /// `"null-parameter"`, `"invalid-utf8"`, `"input-too-large"`, `"panic"`, `"invalid-config"`,
-/// `"invalid-key"`, `"zero-units"`, `"exceeds-burst"`, `"invalid-argument"`, or
+/// `"invalid-key"`, `"zero-units"`, `"exceeds-burst"`, `"invalid-argument"`,
+/// `"too-large-to-count"`, `"does-not-fit"`, `"context-rejected"`, `"invalid-response"`, or
 /// `"invalid-result"` for a value that is not an `LlmrResult`.
 ///
 /// `result` is any `LlmrResult` value (taken as `uint32_t` so that an out-of-range value is
@@ -101,7 +123,7 @@ mod tests {
     #[test]
     fn codes_are_stable_and_named() {
         let values: Vec<u32> = LlmrResult::ALL.iter().map(|r| *r as u32).collect();
-        assert_eq!(values, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(values, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
         for r in LlmrResult::ALL {
             // SAFETY: llmr_result_name returns a static NUL-terminated string.
             let name = unsafe { CStr::from_ptr(llmr_result_name(r as u32)) };

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds ffi/tests/c/classify_vectors.c (then ratelimit_vectors.c, retry_vectors.c and
-# breaker_vectors.c) against
+# Builds ffi/tests/c/classify_vectors.c (then ratelimit_vectors.c, retry_vectors.c,
+# breaker_vectors.c, context_vectors.c and credits_vectors.c) against
 # the static library and runs each twice:
 #   1. compiled with -fsanitize=address,undefined (leaks included),
 #   2. compiled plainly and run under valgrind --leak-check=full.
@@ -58,9 +58,10 @@ case $rc in
     *) echo "[c] valgrind: ERRORS (exit $rc)"; status=1 ;;
 esac
 
-# The rate limiter, retry and breaker step vectors (tests/vectors/{ratelimit,retry,breaker}.json):
-# the same two runs for each program.
-for prog in ratelimit_vectors retry_vectors breaker_vectors; do
+# The rate limiter, retry, breaker, context and credits vectors
+# (tests/vectors/{ratelimit,retry,breaker,context,credits}.json): the same two runs for each
+# program.
+for prog in ratelimit_vectors retry_vectors breaker_vectors context_vectors credits_vectors; do
     gcc "${common[@]}" -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
         -fno-sanitize-recover=all "$root/ffi/tests/c/$prog.c" -o "$build/${prog}_asan" \
         "${link[@]}" || exit 2
@@ -75,8 +76,10 @@ for prog in ratelimit_vectors retry_vectors breaker_vectors; do
         *) echo "[c] $prog sanitizers: ERRORS (exit $rc)"; status=1 ;;
     esac
     echo "[c] $prog run 2: valgrind --leak-check=full"
+    # valgrind.supp: std's one-time handle of the main thread (see the file).
     valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect,possible \
         --errors-for-leak-kinds=definite,indirect,possible --error-exitcode=99 \
+        --suppressions="$root/ffi/tests/c/valgrind.supp" \
         "$build/$prog" "$vectors" >"$build/$prog.valgrind.out" 2>&1
     rc=$?
     grep -v '^\[c\] FAIL' "$build/$prog.valgrind.out" || true
