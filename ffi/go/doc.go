@@ -3,8 +3,11 @@
 // hints, and decides what to do about them: circuit breakers per model (Breaker, BreakerSet,
 // shaped like sony/gobreaker's two-step breaker), rate limits per chat session (Limiter, like
 // golang.org/x/time/rate but keyed and weighted), and retry decisions under a service-wide
-// budget (RetryPolicy, RetryBudget, RetryCall). It uses the llm-resilience Rust core through
-// its C ABI (cgo). Every method that reads the clock has an …At twin that takes the time.
+// budget (RetryPolicy, RetryBudget, RetryCall). It also counts tokens exactly (TokenCounter,
+// o200k_base and cl100k_base), trims a conversation into a model's window without breaking it
+// (Trim, NextBudget) and watches OpenRouter credits (CreditMonitor, ParseKey, ParseCredits,
+// SuggestMaxTokens). It uses the llm-resilience Rust core through its C ABI (cgo). Every
+// method that reads the clock has an …At twin that takes the time.
 //
 // The package makes no decisions of its own: it converts Go values to the C structs of
 // ffi/include/llm_resilience.h and back. The same input gives the same Classification in Go,
