@@ -1,6 +1,7 @@
 //! JSON config and snapshot parsing shared by the resource adapters.
 
 use llm_resilience::ConfigError;
+use llm_resilience::redact::redact;
 use serde::de::DeserializeOwned;
 
 /// Largest config or snapshot JSON accepted, in bytes (a snapshot of 100 000 limiter keys is
@@ -15,7 +16,8 @@ pub(crate) fn parse<T: DeserializeOwned>(what: &str, json: &str) -> Result<T, Ve
             json.len()
         )]);
     }
-    serde_json::from_str(json).map_err(|e| vec![format!("{what}: {e}")])
+    // serde's message can quote the offending value (a key pasted into a config): redacted.
+    serde_json::from_str(json).map_err(|e| vec![redact(&format!("{what}: {e}"))])
 }
 
 /// A core config error as the WIT list of problems.

@@ -43,18 +43,23 @@
 //! ```
 
 mod breaker;
+mod context;
+mod credits;
 mod input;
 mod plugin;
 mod ratelimit;
 mod retry;
 mod session;
+mod tokens;
 
 pub use breaker::{HostBreaker, HostBreakerSet};
+pub use credits::HostCreditMonitor;
 pub use input::{CallInput, InputError};
 pub use plugin::{DEFAULT_FUEL, DEFAULT_MEMORY_BYTES, HostError, Limits, Plugin};
 pub use ratelimit::HostLimiter;
 pub use retry::{HostCall, HostRetryBudget, HostRetryPolicy};
 pub use session::Session;
+pub use tokens::{EXACT_COUNTER_LIMITS, HostCalibration, HostCounter};
 
 use std::path::PathBuf;
 

@@ -60,6 +60,11 @@ impl Session {
 }
 
 impl HostRetryPolicy {
+    /// The policy's handle (for `next_budget` in `context.rs`).
+    pub(crate) fn resource(&self) -> &Resource {
+        &self.resource
+    }
+
     /// The session the policy lives in (create its budget and calls there).
     pub fn session(&self) -> &Session {
         &self.resource.session
