@@ -198,10 +198,9 @@ for (const secret of CARRIERS) {
   });
 }
 
-// Components built before wasm-plugin/src/config.rs redacted serde's messages quote a string
-// value or an unknown field name of a config or snapshot verbatim in ConfigError.problems: such a
-// component makes this test a `todo` (reported, not hidden).
-for (const secret of CARRIERS) test(`config and snapshot errors never carry a key: ${secret.slice(0, 12)}…`, (t) => {
+// serde's messages quote a config's offending value or field name; the component redacts them
+// (wasm-plugin/src/config.rs).
+for (const secret of CARRIERS) test(`config and snapshot errors never carry a key: ${secret.slice(0, 12)}…`, () => {
   const outputs = [];
   for (const config of [{ warning_balance_usd: secret }, { [secret]: 1 }]) {
     outputs.push(outcome(() => new llmr.CreditMonitor(config, { plugin })));
@@ -212,9 +211,5 @@ for (const secret of CARRIERS) test(`config and snapshot errors never carry a ke
     outputs.push(outcome(() => llmr.Calibration.restore(snapshot, { plugin })));
   }
   assert.ok(outputs.every((o) => o instanceof llmr.ConfigError));
-  try {
-    assertClean('config and snapshot errors', outputs);
-  } catch (err) {
-    t.todo(`this component's config/snapshot JSON errors quote the offending value: ${err.message.split('\n')[0]}`);
-  }
+  assertClean('config and snapshot errors', outputs);
 });

@@ -112,13 +112,9 @@ def test_config_and_snapshot_errors_never_carry_a_key(plugin: llmr.Plugin, secre
         outputs.append(outcome(lambda: llmr.CreditMonitor.restore(snapshot, plugin=plugin)))
         outputs.append(outcome(lambda: llmr.Calibration.restore(snapshot, plugin=plugin)))
     assert all(isinstance(o, llmr.ConfigError) for o in outputs)
-    try:
-        assert_clean("config and snapshot errors", outputs)
-    except AssertionError:
-        # Components built before wasm-plugin/src/config.rs redacted serde's messages quote a
-        # string value or an unknown field name verbatim: reported, not hidden.
-        pytest.xfail("this component's config/snapshot JSON errors quote the offending value "
-                     "(fixed in wasm-plugin/src/config.rs by redacting serde's message)")
+    # serde's messages quote the offending value; the component redacts them
+    # (wasm-plugin/src/config.rs).
+    assert_clean("config and snapshot errors", outputs)
 
 
 @pytest.mark.parametrize("secret", CARRIERS)
