@@ -17,7 +17,8 @@
 //!
 //! Stateful capabilities live in the component as WIT resources, created in a [`Session`] (a
 //! pinned instance): [`HostBreaker`], [`HostBreakerSet`], [`HostLimiter`], [`HostRetryPolicy`]
-//! with its [`HostRetryBudget`] and [`HostCall`]s. Their methods mirror the native ones and
+//! with its [`HostRetryBudget`] and [`HostCall`]s, [`HostCounter`] (token counts and context
+//! trimming), [`HostCalibration`] and [`HostCreditMonitor`]. Their methods mirror the native ones and
 //! return the core's types (`llm_resilience::breaker::Permit`, `ratelimit::Verdict`,
 //! `retry::Decision`, …); configs and snapshots cross as JSON, the core's serde forms, so a
 //! snapshot taken in the component restores into the native core and back. See [`Session`] for

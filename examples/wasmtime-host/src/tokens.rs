@@ -8,7 +8,7 @@ use crate::session::Resource;
 use crate::{HostError, Plugin, Session};
 
 /// A token counter living in the component: the exact tokenizer
-/// ([`llm_resilience::tokens::Tokenizer`]) or the upper bound
+/// (`llm_resilience::tokens::Tokenizer`, the core's feature `tiktoken`) or the upper bound
 /// ([`llm_resilience::tokens::UpperBound`]) behind the WIT `counter` resource.
 ///
 /// Counts are the native ones, wrapped in `Result<_, HostError>`. Building an exact counter
