@@ -27,7 +27,8 @@ use llm_resilience::breaker::{
     State, Transition,
 };
 
-use crate::json::{ErrorOut, Rejection, read_json, write_json};
+use crate::handle::{free_handle, new_from_json};
+use crate::json::{Rejection, write_json};
 use crate::panic::ffi_boundary;
 use crate::ptr::{OutPtr, try_ref, try_str};
 use crate::result::LlmrResult;
@@ -375,12 +376,6 @@ unsafe fn read_key<'a>(key: *const c_char, len: usize) -> Result<&'a str, LlmrRe
     unsafe { try_str(key, len, MAX_KEY_BYTES) }
 }
 
-/// Moves `value` to the heap and writes the owning pointer to `out`.
-fn hand_out<T>(out: &mut OutPtr<'_, *mut T>, value: T) -> LlmrResult {
-    out.write(Box::into_raw(Box::new(value)));
-    LlmrResult::LlmrOk
-}
-
 /// Creates a closed breaker from a JSON `BreakerConfig` (UTF-8, `config_len` bytes, no NUL
 /// needed; `{}` takes every default: 5 consecutive failures or 50 % of the last 20 calls (at
 /// least 10) trip it, open 60 s, one probe, one success to close).
@@ -403,25 +398,15 @@ pub unsafe extern "C" fn llmr_breaker_new(
     error_out: *mut *mut c_char,
 ) -> LlmrResult {
     ffi_boundary!({
-        // SAFETY: `error_out` is NULL or writable (contract).
-        let mut error_out = unsafe { ErrorOut::new(error_out) };
-        // SAFETY: `out` is NULL or writable (contract).
-        let mut out = match unsafe { OutPtr::new(out) } {
-            Ok(out) => out,
-            Err(e) => return e,
-        };
-        out.write(std::ptr::null_mut());
-        // SAFETY: `config` is NULL or readable for `config_len` bytes (contract).
-        let made = unsafe { read_json::<BreakerConfig>(config, config_len) }
-            .and_then(|c| Breaker::new(c).map_err(Rejection::config));
-        match made {
-            Ok(b) => hand_out(
-                &mut out,
-                LlmrBreaker {
-                    inner: Mutex::new(b),
-                },
-            ),
-            Err(r) => error_out.report(r),
+        // SAFETY: forwarded to the caller.
+        unsafe {
+            new_from_json(config, config_len, out, error_out, |c: BreakerConfig| {
+                Breaker::new(c)
+                    .map(|b| LlmrBreaker {
+                        inner: Mutex::new(b),
+                    })
+                    .map_err(Rejection::config)
+            })
         }
     })
 }
@@ -441,25 +426,15 @@ pub unsafe extern "C" fn llmr_breaker_restore(
     error_out: *mut *mut c_char,
 ) -> LlmrResult {
     ffi_boundary!({
-        // SAFETY: `error_out` is NULL or writable (contract).
-        let mut error_out = unsafe { ErrorOut::new(error_out) };
-        // SAFETY: `out` is NULL or writable (contract).
-        let mut out = match unsafe { OutPtr::new(out) } {
-            Ok(out) => out,
-            Err(e) => return e,
-        };
-        out.write(std::ptr::null_mut());
-        // SAFETY: `snapshot` is NULL or readable for `snapshot_len` bytes (contract).
-        let made = unsafe { read_json::<Breaker>(snapshot, snapshot_len) }
-            .and_then(|b| Breaker::restore(b).map_err(Rejection::config));
-        match made {
-            Ok(b) => hand_out(
-                &mut out,
-                LlmrBreaker {
-                    inner: Mutex::new(b),
-                },
-            ),
-            Err(r) => error_out.report(r),
+        // SAFETY: forwarded to the caller.
+        unsafe {
+            new_from_json(snapshot, snapshot_len, out, error_out, |b: Breaker| {
+                Breaker::restore(b)
+                    .map(|b| LlmrBreaker {
+                        inner: Mutex::new(b),
+                    })
+                    .map_err(Rejection::config)
+            })
         }
     })
 }
@@ -474,10 +449,8 @@ pub unsafe extern "C" fn llmr_breaker_restore(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_breaker_free(breaker: *mut LlmrBreaker) {
     ffi_boundary!({
-        if !breaker.is_null() {
-            // SAFETY: a live handle from `Box::into_raw`, freed once (contract).
-            drop(unsafe { Box::from_raw(breaker) });
-        }
+        // SAFETY: a live handle, freed once (contract).
+        unsafe { free_handle(breaker) }
     })
 }
 
@@ -762,25 +735,15 @@ pub unsafe extern "C" fn llmr_breaker_set_new(
     error_out: *mut *mut c_char,
 ) -> LlmrResult {
     ffi_boundary!({
-        // SAFETY: `error_out` is NULL or writable (contract).
-        let mut error_out = unsafe { ErrorOut::new(error_out) };
-        // SAFETY: `out` is NULL or writable (contract).
-        let mut out = match unsafe { OutPtr::new(out) } {
-            Ok(out) => out,
-            Err(e) => return e,
-        };
-        out.write(std::ptr::null_mut());
-        // SAFETY: `config` is NULL or readable for `config_len` bytes (contract).
-        let made = unsafe { read_json::<BreakerConfig>(config, config_len) }
-            .and_then(|c| BreakerSet::new(c, max_keys).map_err(Rejection::config));
-        match made {
-            Ok(s) => hand_out(
-                &mut out,
-                LlmrBreakerSet {
-                    inner: Mutex::new(s),
-                },
-            ),
-            Err(r) => error_out.report(r),
+        // SAFETY: forwarded to the caller.
+        unsafe {
+            new_from_json(config, config_len, out, error_out, |c: BreakerConfig| {
+                BreakerSet::new(c, max_keys)
+                    .map(|s| LlmrBreakerSet {
+                        inner: Mutex::new(s),
+                    })
+                    .map_err(Rejection::config)
+            })
         }
     })
 }
@@ -799,25 +762,15 @@ pub unsafe extern "C" fn llmr_breaker_set_restore(
     error_out: *mut *mut c_char,
 ) -> LlmrResult {
     ffi_boundary!({
-        // SAFETY: `error_out` is NULL or writable (contract).
-        let mut error_out = unsafe { ErrorOut::new(error_out) };
-        // SAFETY: `out` is NULL or writable (contract).
-        let mut out = match unsafe { OutPtr::new(out) } {
-            Ok(out) => out,
-            Err(e) => return e,
-        };
-        out.write(std::ptr::null_mut());
-        // SAFETY: `snapshot` is NULL or readable for `snapshot_len` bytes (contract).
-        let made = unsafe { read_json::<BreakerSet>(snapshot, snapshot_len) }
-            .and_then(|s| BreakerSet::restore(s).map_err(Rejection::config));
-        match made {
-            Ok(s) => hand_out(
-                &mut out,
-                LlmrBreakerSet {
-                    inner: Mutex::new(s),
-                },
-            ),
-            Err(r) => error_out.report(r),
+        // SAFETY: forwarded to the caller.
+        unsafe {
+            new_from_json(snapshot, snapshot_len, out, error_out, |s: BreakerSet| {
+                BreakerSet::restore(s)
+                    .map(|s| LlmrBreakerSet {
+                        inner: Mutex::new(s),
+                    })
+                    .map_err(Rejection::config)
+            })
         }
     })
 }
@@ -832,10 +785,8 @@ pub unsafe extern "C" fn llmr_breaker_set_restore(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_breaker_set_free(set: *mut LlmrBreakerSet) {
     ffi_boundary!({
-        if !set.is_null() {
-            // SAFETY: a live handle from `Box::into_raw`, freed once (contract).
-            drop(unsafe { Box::from_raw(set) });
-        }
+        // SAFETY: a live handle, freed once (contract).
+        unsafe { free_handle(set) }
     })
 }
 

@@ -19,6 +19,7 @@ use llm_resilience::credits::{
     parse_credits, parse_key, suggest_max_tokens,
 };
 
+use crate::handle::{free_handle, new_from_json};
 use crate::json::{ErrorOut, LLMR_LIMIT_JSON_BYTES, Rejection, read_json, write_json};
 use crate::panic::ffi_boundary;
 use crate::ptr::{OutPtr, try_ref, try_slice, try_str};
@@ -76,51 +77,6 @@ fn deliver(out: &mut OutPtr<'_, *mut c_char>, text: Result<*mut c_char, LlmrResu
     }
 }
 
-/// Runs a monitor constructor over JSON.
-///
-/// # Safety
-///
-/// As for `llmr_credit_monitor_new`.
-unsafe fn construct(
-    json: *const c_char,
-    len: usize,
-    out: *mut *mut LlmrCreditMonitor,
-    error_out: *mut *mut c_char,
-    make: fn(&[u8]) -> Result<CreditMonitor, Rejection>,
-) -> LlmrResult {
-    // SAFETY: `error_out` is NULL or writable (contract).
-    let mut error_out = unsafe { ErrorOut::new(error_out) };
-    // SAFETY: `out` is NULL or writable (contract).
-    let mut out = match unsafe { OutPtr::new(out) } {
-        Ok(out) => out,
-        Err(e) => return e,
-    };
-    out.write(std::ptr::null_mut());
-    if json.is_null() {
-        return LlmrResult::LlmrNullParameter;
-    }
-    // SAFETY: `json` is readable for `len` bytes (contract).
-    let bytes = match unsafe { try_slice(json.cast::<u8>(), len, LLMR_LIMIT_JSON_BYTES) } {
-        Ok(b) => b,
-        Err(e) => return e,
-    };
-    match make(bytes) {
-        Ok(m) => {
-            out.write(Box::into_raw(Box::new(LlmrCreditMonitor {
-                inner: Mutex::new(m),
-            })));
-            LlmrResult::LlmrOk
-        }
-        Err(r) => error_out.report(r),
-    }
-}
-
-/// Reads JSON text from bytes already checked for NULL and size.
-fn parse<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Rejection> {
-    // SAFETY: `bytes` is a live slice.
-    unsafe { read_json(bytes.as_ptr().cast(), bytes.len()) }
-}
-
 /// Creates a monitor with nothing observed yet from a `CreditConfig` JSON (`{}` for every
 /// default: warn under 5 USD, critical under 1 USD, alert over 1 USD spent per UTC day and
 /// under 24 h of runway, 20 % hysteresis, 6 h burn window, 30 min least burn span; `null`
@@ -145,9 +101,12 @@ pub unsafe extern "C" fn llmr_credit_monitor_new(
     ffi_boundary!({
         // SAFETY: forwarded to the caller.
         unsafe {
-            construct(config, config_len, out, error_out, |b| {
-                parse::<CreditConfig>(b)
-                    .and_then(|c| CreditMonitor::new(c).map_err(Rejection::config))
+            new_from_json(config, config_len, out, error_out, |c: CreditConfig| {
+                CreditMonitor::new(c)
+                    .map(|m| LlmrCreditMonitor {
+                        inner: Mutex::new(m),
+                    })
+                    .map_err(Rejection::config)
             })
         }
     })
@@ -170,10 +129,19 @@ pub unsafe extern "C" fn llmr_credit_monitor_restore(
     ffi_boundary!({
         // SAFETY: forwarded to the caller.
         unsafe {
-            construct(snapshot, snapshot_len, out, error_out, |b| {
-                parse::<CreditMonitor>(b)
-                    .and_then(|m| CreditMonitor::restore(m).map_err(Rejection::config))
-            })
+            new_from_json(
+                snapshot,
+                snapshot_len,
+                out,
+                error_out,
+                |m: CreditMonitor| {
+                    CreditMonitor::restore(m)
+                        .map(|m| LlmrCreditMonitor {
+                            inner: Mutex::new(m),
+                        })
+                        .map_err(Rejection::config)
+                },
+            )
         }
     })
 }
@@ -187,10 +155,8 @@ pub unsafe extern "C" fn llmr_credit_monitor_restore(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_credit_monitor_free(monitor: *mut LlmrCreditMonitor) {
     ffi_boundary!({
-        if !monitor.is_null() {
-            // SAFETY: a live handle from `Box::into_raw`, freed once (contract).
-            drop(unsafe { Box::from_raw(monitor) });
-        }
+        // SAFETY: a live handle, freed once (contract).
+        unsafe { free_handle(monitor) }
     })
 }
 

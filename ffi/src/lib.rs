@@ -50,6 +50,7 @@ mod breaker;
 mod classify;
 mod context;
 mod credits;
+mod handle;
 mod json;
 mod panic;
 mod ptr;

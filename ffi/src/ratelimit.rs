@@ -12,28 +12,11 @@ use llm_resilience::ratelimit::{
     RateLimitConfig, RateLimitError, RateLimitSnapshot, RateLimiter, Verdict,
 };
 
-use crate::json::{ErrorOut, Rejection, read_json, write_json};
+use crate::handle::{free_handle, new_from_json};
+use crate::json::{Rejection, write_json};
 use crate::panic::ffi_boundary;
 use crate::ptr::{OutPtr, try_ref, try_str};
 use crate::result::LlmrResult;
-
-/// Hands `value` to C as an owned handle; take it back with [`free_handle`].
-fn into_handle<T>(value: T) -> *mut T {
-    Box::into_raw(Box::new(value))
-}
-
-/// Drops a handle made by [`into_handle`]. NULL does nothing.
-///
-/// # Safety
-///
-/// `p` must be NULL or a pointer from [`into_handle`] for the same `T`, not freed since and no
-/// longer used by any thread.
-unsafe fn free_handle<T>(p: *mut T) {
-    if !p.is_null() {
-        // SAFETY: `p` came from `Box::into_raw` and is dropped exactly once (contract).
-        drop(unsafe { Box::from_raw(p) });
-    }
-}
 
 /// Keys longer than this are rejected as `LLMR_INPUT_TOO_LARGE` before they are read; keys up
 /// to it but longer than the core's 256 bytes are `LLMR_INVALID_KEY`.
@@ -141,27 +124,21 @@ pub unsafe extern "C" fn llmr_rate_limiter_new(
     error_out: *mut *mut c_char,
 ) -> LlmrResult {
     ffi_boundary!({
-        // SAFETY: `error_out` is NULL or writable (contract).
-        let mut error_out = unsafe { ErrorOut::new(error_out) };
-        // SAFETY: `out` is NULL or writable (contract).
-        let mut out = match unsafe { OutPtr::new(out) } {
-            Ok(out) => out,
-            Err(e) => return e,
-        };
-        out.write(std::ptr::null_mut());
-        // SAFETY: `config_json` is valid for its length (contract).
-        let config: RateLimitConfig = match unsafe { read_json(config_json, config_json_len) } {
-            Ok(c) => c,
-            Err(rejection) => return error_out.report(rejection),
-        };
-        match RateLimiter::new(config) {
-            Ok(limiter) => {
-                out.write(into_handle(LlmrRateLimiter {
-                    inner: Mutex::new(limiter),
-                }));
-                LlmrResult::LlmrOk
-            }
-            Err(e) => error_out.report(Rejection::config(e)),
+        // SAFETY: forwarded to the caller.
+        unsafe {
+            new_from_json(
+                config_json,
+                config_json_len,
+                out,
+                error_out,
+                |c: RateLimitConfig| {
+                    RateLimiter::new(c)
+                        .map(|l| LlmrRateLimiter {
+                            inner: Mutex::new(l),
+                        })
+                        .map_err(Rejection::config)
+                },
+            )
         }
     })
 }
@@ -180,28 +157,21 @@ pub unsafe extern "C" fn llmr_rate_limiter_restore(
     error_out: *mut *mut c_char,
 ) -> LlmrResult {
     ffi_boundary!({
-        // SAFETY: `error_out` is NULL or writable (contract).
-        let mut error_out = unsafe { ErrorOut::new(error_out) };
-        // SAFETY: `out` is NULL or writable (contract).
-        let mut out = match unsafe { OutPtr::new(out) } {
-            Ok(out) => out,
-            Err(e) => return e,
-        };
-        out.write(std::ptr::null_mut());
-        // SAFETY: `snapshot_json` is valid for its length (contract).
-        let snapshot: RateLimitSnapshot =
-            match unsafe { read_json(snapshot_json, snapshot_json_len) } {
-                Ok(s) => s,
-                Err(rejection) => return error_out.report(rejection),
-            };
-        match RateLimiter::restore(snapshot) {
-            Ok(limiter) => {
-                out.write(into_handle(LlmrRateLimiter {
-                    inner: Mutex::new(limiter),
-                }));
-                LlmrResult::LlmrOk
-            }
-            Err(e) => error_out.report(Rejection::config(e)),
+        // SAFETY: forwarded to the caller.
+        unsafe {
+            new_from_json(
+                snapshot_json,
+                snapshot_json_len,
+                out,
+                error_out,
+                |s: RateLimitSnapshot| {
+                    RateLimiter::restore(s)
+                        .map(|l| LlmrRateLimiter {
+                            inner: Mutex::new(l),
+                        })
+                        .map_err(Rejection::config)
+                },
+            )
         }
     })
 }

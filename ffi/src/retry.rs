@@ -18,28 +18,11 @@ use llm_resilience::retry::{
 use llm_resilience::{Classification, ErrorKind};
 
 use crate::classify::LlmrErrorKind;
-use crate::json::{ErrorOut, Rejection, read_json};
+use crate::handle::{free_handle, into_handle, new_from_json};
+use crate::json::Rejection;
 use crate::panic::ffi_boundary;
 use crate::ptr::{OutPtr, try_ref};
 use crate::result::LlmrResult;
-
-/// Hands `value` to C as an owned handle; take it back with [`free_handle`].
-fn into_handle<T>(value: T) -> *mut T {
-    Box::into_raw(Box::new(value))
-}
-
-/// Drops a handle made by [`into_handle`]. NULL does nothing.
-///
-/// # Safety
-///
-/// `p` must be NULL or a pointer from [`into_handle`] for the same `T`, not freed since and no
-/// longer used by any thread.
-unsafe fn free_handle<T>(p: *mut T) {
-    if !p.is_null() {
-        // SAFETY: `p` came from `Box::into_raw` and is dropped exactly once (contract).
-        drop(unsafe { Box::from_raw(p) });
-    }
-}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // The core never panics, and its state is valid between any two calls.
@@ -306,25 +289,19 @@ pub unsafe extern "C" fn llmr_retry_policy_new(
     error_out: *mut *mut c_char,
 ) -> LlmrResult {
     ffi_boundary!({
-        // SAFETY: `error_out` is NULL or writable (contract).
-        let mut error_out = unsafe { ErrorOut::new(error_out) };
-        // SAFETY: `out` is NULL or writable (contract).
-        let mut out = match unsafe { OutPtr::new(out) } {
-            Ok(out) => out,
-            Err(e) => return e,
-        };
-        out.write(std::ptr::null_mut());
-        // SAFETY: `config_json` is valid for its length (contract).
-        let config: RetryConfig = match unsafe { read_json(config_json, config_json_len) } {
-            Ok(c) => c,
-            Err(rejection) => return error_out.report(rejection),
-        };
-        match RetryPolicy::new(config) {
-            Ok(inner) => {
-                out.write(into_handle(LlmrRetryPolicy { inner }));
-                LlmrResult::LlmrOk
-            }
-            Err(e) => error_out.report(Rejection::config(e)),
+        // SAFETY: forwarded to the caller.
+        unsafe {
+            new_from_json(
+                config_json,
+                config_json_len,
+                out,
+                error_out,
+                |c: RetryConfig| {
+                    RetryPolicy::new(c)
+                        .map(|inner| LlmrRetryPolicy { inner })
+                        .map_err(Rejection::config)
+                },
+            )
         }
     })
 }
@@ -344,27 +321,21 @@ pub unsafe extern "C" fn llmr_retry_budget_new(
     error_out: *mut *mut c_char,
 ) -> LlmrResult {
     ffi_boundary!({
-        // SAFETY: `error_out` is NULL or writable (contract).
-        let mut error_out = unsafe { ErrorOut::new(error_out) };
-        // SAFETY: `out` is NULL or writable (contract).
-        let mut out = match unsafe { OutPtr::new(out) } {
-            Ok(out) => out,
-            Err(e) => return e,
-        };
-        out.write(std::ptr::null_mut());
-        // SAFETY: `config_json` is valid for its length (contract).
-        let config: BudgetConfig = match unsafe { read_json(config_json, config_json_len) } {
-            Ok(c) => c,
-            Err(rejection) => return error_out.report(rejection),
-        };
-        match RetryBudget::new(config) {
-            Ok(budget) => {
-                out.write(into_handle(LlmrRetryBudget {
-                    inner: Mutex::new(budget),
-                }));
-                LlmrResult::LlmrOk
-            }
-            Err(e) => error_out.report(Rejection::config(e)),
+        // SAFETY: forwarded to the caller.
+        unsafe {
+            new_from_json(
+                config_json,
+                config_json_len,
+                out,
+                error_out,
+                |c: BudgetConfig| {
+                    RetryBudget::new(c)
+                        .map(|b| LlmrRetryBudget {
+                            inner: Mutex::new(b),
+                        })
+                        .map_err(Rejection::config)
+                },
+            )
         }
     })
 }

@@ -13,6 +13,7 @@ use llm_resilience::tokens::{
     Encoding, MAX_TOKENIZE_BYTES, TokenCounter, TokenError, Tokenizer, UpperBound,
 };
 
+use crate::handle::{free_handle, into_handle};
 use crate::json::{ErrorOut, LLMR_LIMIT_JSON_BYTES, Rejection, read_json};
 use crate::panic::ffi_boundary;
 use crate::ptr::{OutPtr, try_ref, try_str};
@@ -69,12 +70,6 @@ impl LlmrTokenCounter {
 /// The request texts a `count_messages` call reads: messages and tool schemas as JSON.
 pub(crate) type Request = (Vec<Message>, Vec<ToolSchema>);
 
-/// Moves `counter` to the heap and writes the owning pointer to `out`.
-fn hand_out(out: &mut OutPtr<'_, *mut LlmrTokenCounter>, inner: Counter) -> LlmrResult {
-    out.write(Box::into_raw(Box::new(LlmrTokenCounter { inner })));
-    LlmrResult::LlmrOk
-}
-
 /// Creates an exact counter for `encoding` (an `LlmrEncoding` value), with the OpenAI
 /// cookbook's chat overhead for it.
 ///
@@ -103,7 +98,12 @@ pub unsafe extern "C" fn llmr_token_counter_exact(
             _ => return LlmrResult::LlmrInvalidArgument,
         };
         match Tokenizer::new(encoding) {
-            Ok(t) => hand_out(&mut out, Counter::Exact(t)),
+            Ok(t) => {
+                out.write(into_handle(LlmrTokenCounter {
+                    inner: Counter::Exact(t),
+                }));
+                LlmrResult::LlmrOk
+            }
             Err(_) => LlmrResult::LlmrPanic,
         }
     })
@@ -129,7 +129,10 @@ pub unsafe extern "C" fn llmr_token_counter_upper_bound(
             Err(e) => return e,
         };
         out.write(std::ptr::null_mut());
-        hand_out(&mut out, Counter::Upper(UpperBound::default()))
+        out.write(into_handle(LlmrTokenCounter {
+            inner: Counter::Upper(UpperBound::default()),
+        }));
+        LlmrResult::LlmrOk
     })
 }
 
@@ -143,10 +146,8 @@ pub unsafe extern "C" fn llmr_token_counter_upper_bound(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_token_counter_free(counter: *mut LlmrTokenCounter) {
     ffi_boundary!({
-        if !counter.is_null() {
-            // SAFETY: a live handle from `Box::into_raw`, freed once (contract).
-            drop(unsafe { Box::from_raw(counter) });
-        }
+        // SAFETY: a live handle, freed once (contract).
+        unsafe { free_handle(counter) }
     })
 }
 
