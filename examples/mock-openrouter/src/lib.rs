@@ -1,0 +1,1 @@
+//! An OpenRouter-compatible server that fails on purpose (see `examples/scenarios/README.md`).

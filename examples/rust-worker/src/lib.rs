@@ -1,0 +1,3 @@
+//! The support bot's AI worker (see `examples/scenarios/README.md`).
+
+pub mod events;
