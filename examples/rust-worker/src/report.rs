@@ -617,7 +617,7 @@ fn reduction_claim(
             verdict,
         )
     } else {
-        let change = (ours as f64 - naive as f64) / naive as f64 * 100.0;
+        let change = (ours as f64 - naive as f64) * 100.0 / naive as f64;
         let meets =
             u128::from(ours) * 100 <= u128::from(naive) * u128::from(100 - reduce_percent.min(100));
         (
@@ -679,10 +679,14 @@ fn long_success_claim(o: ClaimInputs, n: ClaimInputs) -> ClaimCheck {
         };
         (None, format!("{shares}: n/a (naive had 0)"), verdict)
     } else {
-        let change = (ro / rn - 1.0) * 100.0;
+        // (oa/on) / (na/nn) − 1 = (oa·nn − na·on) / (na·on), from integers.
+        let (cross_o, cross_n) = (
+            u128::from(o.long_answered) * u128::from(n.long_jobs),
+            u128::from(n.long_answered) * u128::from(o.long_jobs),
+        );
+        let change = (cross_o as f64 - cross_n as f64) * 100.0 / cross_n as f64;
         // ours_a / ours_n ≥ 1.15 × naive_a / naive_n, cross-multiplied.
-        let meets = u128::from(o.long_answered) * u128::from(n.long_jobs) * 100
-            >= u128::from(n.long_answered) * u128::from(o.long_jobs) * 115;
+        let meets = cross_o * 100 >= cross_n * 115;
         (
             Some(change),
             format!("{shares}: {}", pct(change)),
@@ -993,4 +997,67 @@ pub fn side_by_side(runs: &[(String, RunSummary, RunSummary)]) -> String {
     let _ = writeln!(out, "== all {} scenarios: claims ==", runs.len());
     claim_lines(&mut out, &aggregate_claims(runs));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn give_up_reasons_are_recognised_in_any_spelling() {
+        assert_eq!(reason_tag("attempts-exhausted"), "attempts-exhausted");
+        assert_eq!(reason_tag("attempts_exhausted"), "attempts-exhausted");
+        assert_eq!(reason_tag("AttemptsExhausted"), "attempts-exhausted");
+        assert_eq!(
+            reason_tag("attempts exhausted (rate-limited, 4 retries)"),
+            "attempts-exhausted"
+        );
+        assert_eq!(reason_tag("BudgetExhausted"), "budget-exhausted");
+        assert_eq!(reason_tag("wait too long: 90000 ms"), "wait-too-long");
+        assert_eq!(reason_tag("permanent (auth)"), "permanent");
+        assert_eq!(reason_tag("cannot-shrink"), "cannot-shrink");
+        assert_eq!(reason_tag("Deadline"), "deadline");
+        assert_eq!(reason_tag("shutdown"), "other");
+        assert_eq!(reason_tag(""), "other");
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        // n = 20: p50 is the 10th value, p95 the 19th.
+        let v: Vec<u64> = (1..=20).collect();
+        assert_eq!(nearest_rank(&v, 50), Some(10));
+        assert_eq!(nearest_rank(&v, 95), Some(19));
+        assert_eq!(nearest_rank(&[7], 95), Some(7));
+        assert_eq!(nearest_rank(&[], 50), None);
+    }
+
+    #[test]
+    fn a_give_up_after_more_attempts_than_naive_makes_is_not_avoided() {
+        let give_up = |attempt: u32, reason: &str| Event {
+            t_ms: 1,
+            body: EventBody::Decision {
+                job: "j".into(),
+                attempt,
+                decision: "give-up".into(),
+                after_ms: None,
+                target_tokens: None,
+                reason: Some(reason.into()),
+            },
+        };
+        // Attempt 3 ≤ 3 counts; attempt 4 and a shutdown give-up do not.
+        let events = [
+            give_up(3, "attempts-exhausted"),
+            give_up(4, "attempts-exhausted"),
+            give_up(1, "shutdown"),
+        ];
+        let s = RunSummary::from_events(&events);
+        assert_eq!(s.give_ups_naive_would_retry, 1);
+        assert_eq!(s.give_ups_by_reason.get("attempts-exhausted"), Some(&2));
+        assert_eq!(s.give_ups_by_reason.get("other"), Some(&1));
+        // With a naive baseline of 5 retries, attempt 4 counts too.
+        assert_eq!(
+            RunSummary::from_events_with(&events, 5).give_ups_naive_would_retry,
+            2
+        );
+    }
 }

@@ -344,7 +344,7 @@ pub fn render_svg(events: &[Event], title: &str) -> String {
     let lanes_top = TOP + ALERT_LANE;
     let defer_top = lanes_top + LANE * lanes.len() as f64;
     let axis_y = defer_top + DEFER_LANE;
-    let legend_top = axis_y + 44.0;
+    let legend_top = axis_y + 60.0;
     let height = legend_top + LEGEND_ROW_H * legend_rows as f64 + 16.0;
 
     let mut o = String::new();
@@ -697,5 +697,66 @@ fn fmt_value(v: f64) -> String {
         format!("{v:.4}")
     } else {
         "n/a".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_covers_markup_quotes_and_control_characters() {
+        assert_eq!(
+            escape("a<b>&\"c\"'d'"),
+            "a&lt;b&gt;&amp;&quot;c&quot;&#39;d&#39;"
+        );
+        assert_eq!(escape("x\u{1}y\tz"), "x y\tz");
+    }
+
+    #[test]
+    fn long_labels_are_cut_by_characters() {
+        let name = "ä".repeat(40);
+        let cut = short(&name);
+        assert_eq!(cut.chars().count(), MAX_LABEL_CHARS);
+        assert!(cut.ends_with('…'));
+        assert_eq!(short("openai/gpt-4o-mini"), "openai/gpt-4o-mini");
+    }
+
+    #[test]
+    fn tick_steps_give_at_most_twelve_ticks() {
+        // 480 ms: 100 ms steps (5 ticks); 6 s: 500 ms (12 ticks); 7 s: 1 s (7 ticks).
+        assert_eq!(tick_step(480), 100);
+        assert_eq!(tick_step(6_000), 500);
+        assert_eq!(tick_step(7_000), 1_000);
+        // Beyond the table: whole hours.
+        assert_eq!(tick_step(100 * 3_600_000), 9 * 3_600_000);
+        assert!(u64::MAX.div_ceil(tick_step(u64::MAX)) <= 13);
+        assert_eq!(secs(1_500, 500), "1.5 s");
+        assert_eq!(secs(3_000, 1_000), "3 s");
+    }
+
+    #[test]
+    fn extreme_times_do_not_panic() {
+        let events = [
+            Event {
+                t_ms: u64::MAX,
+                body: EventBody::Deferred {
+                    job: "j".into(),
+                    session: "s".into(),
+                    wait_ms: u64::MAX,
+                },
+            },
+            Event {
+                t_ms: 0,
+                body: EventBody::Alert {
+                    alert: "runway".into(),
+                    state: "raised".into(),
+                    value: f64::NAN,
+                },
+            },
+        ];
+        let svg = render_svg(&events, "extreme");
+        assert!(svg.contains("value n/a"));
+        assert!(svg.ends_with("</svg>\n"));
     }
 }
