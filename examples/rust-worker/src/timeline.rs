@@ -495,12 +495,29 @@ pub fn render_svg(events: &[Event], title: &str) -> String {
         for m in &lane.requests {
             let outcome = outcome_of(m.response.map(|(_, b)| b));
             let colour = outcome_colour(&outcome);
+            // The tooltip adds what the colour cannot: the status and the failure's kind.
+            let detail = match m.response {
+                Some((
+                    _,
+                    EventBody::Response {
+                        ok: false,
+                        status,
+                        kind,
+                        ..
+                    },
+                )) => {
+                    let status = status
+                        .filter(|s| *s != 0)
+                        .map_or_else(|| "no status".to_string(), |s| s.to_string());
+                    format!(" ({status}, {})", present(kind).unwrap_or("no kind"))
+                }
+                _ => String::new(),
+            };
             let tip = format!(
-                "{} attempt {} at {}: {}",
+                "{} attempt {} at {}: {outcome}{detail}",
                 m.job,
                 m.attempt,
                 secs_ms(m.t_ms),
-                outcome
             );
             let cx = x(m.t_ms);
             if m.attempt > 1 {

@@ -465,7 +465,7 @@ fn the_svg_has_one_mark_per_request_and_one_band_segment_per_breaker_period() {
         .filter_map(|n| n.text())
         .collect();
     assert!(
-        tips.contains(&"job-0001 attempt 1 at 0.010 s: outage"),
+        tips.contains(&"job-0001 attempt 1 at 0.010 s: outage (502, unavailable)"),
         "{tips:?}"
     );
     assert!(
@@ -505,11 +505,11 @@ fn the_naive_go_log_draws_no_breaker_and_marks_transport_failures() {
         .collect();
     // Status 0 with `fault: ""` is a transport failure; `fault: ""` with a 400 is its kind.
     assert!(
-        tips.contains(&"job-0002 attempt 3 at 0.480 s: transport failure"),
+        tips.contains(&"job-0002 attempt 3 at 0.480 s: transport failure (no status, network)"),
         "{tips:?}"
     );
     assert!(
-        tips.contains(&"job-0002 attempt 1 at 0.011 s: context-overflow"),
+        tips.contains(&"job-0002 attempt 1 at 0.011 s: context-overflow (400, context-overflow)"),
         "{tips:?}"
     );
 }
