@@ -689,7 +689,7 @@ fn long_success_claim(o: ClaimInputs, n: ClaimInputs) -> ClaimCheck {
         let meets = cross_o * 100 >= cross_n * 115;
         (
             Some(change),
-            format!("{shares}: {}", pct(change)),
+            format!("{shares}: {} ({:+.1} pp)", pct(change), (ro - rn) * 100.0),
             if meets {
                 Verdict::Meets
             } else {

@@ -53,7 +53,8 @@ const OURS: &str = r#"
 "#;
 
 /// The naive baseline as the Go worker writes it: fields in struct order, `""` and `0` where
-/// the Rust worker writes `null`, a snake_case give-up reason, a transport failure as status 0.
+/// the Rust worker writes `null`, optional fields left out (`omitempty`) on job-0004's lines,
+/// a snake_case give-up reason, a transport failure as status 0.
 ///
 /// - job-0001: outage ×3 (attempts 1–3), attempt 4 answers.
 /// - job-0002 (long): overflow, shrink (10 → 5 messages), overflow again, retry, connection
@@ -90,8 +91,8 @@ const NAIVE_GO: &str = r#"
 {"event":"decision","t_ms":745,"job":"job-0002","attempt":4,"decision":"give-up","after_ms":0,"target_tokens":0,"reason":"attempts_exhausted"}
 {"event":"job_done","t_ms":746,"job":"job-0002","session":"chat-002","long":true,"outcome":"failed","kind":"context-overflow","attempts":4,"retries":3,"shrinks":1,"model":"openai/gpt-4o-mini"}
 {"event":"request","t_ms":750,"job":"job-0004","session":"chat-002","model":"openai/gpt-4o-mini","attempt":1,"stream":false,"max_tokens":512,"tokens":700}
-{"event":"response","t_ms":790,"job":"job-0004","model":"openai/gpt-4o-mini","attempt":1,"status":200,"ok":true,"latency_ms":40,"fault":"","kind":"","retryable":false,"retry_after_ms":0,"message":""}
-{"event":"job_done","t_ms":791,"job":"job-0004","session":"chat-002","long":false,"outcome":"answered","kind":"","attempts":1,"retries":0,"shrinks":0,"model":"openai/gpt-4o-mini"}
+{"event":"response","t_ms":790,"job":"job-0004","model":"openai/gpt-4o-mini","attempt":1,"status":200,"ok":true,"latency_ms":40}
+{"event":"job_done","t_ms":791,"job":"job-0004","session":"chat-002","long":false,"outcome":"answered","attempts":1,"retries":0,"shrinks":0,"model":"openai/gpt-4o-mini"}
 {"event":"run_end","t_ms":800,"answered":3,"failed":1,"persisted":0,"lost":0}
 "#;
 
@@ -304,6 +305,10 @@ fn claims_on_the_two_logs_match_the_hand_computation() {
     let l = claim(&c, "long-success");
     assert_eq!(l.change_percent, Some(0.0));
     assert_eq!(l.verdict, Verdict::Misses);
+    assert_eq!(
+        l.measured,
+        "ours 1/2 (50.0 %), naive 1/2 (50.0 %): +0.0 % (+0.0 pp)"
+    );
     // Lost: 0 → meets.
     assert_eq!(claim(&c, "lost-jobs").verdict, Verdict::Meets);
 
