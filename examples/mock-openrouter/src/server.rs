@@ -90,6 +90,9 @@ pub struct Stats {
     pub completion_tokens: u64,
     /// USD spent since the clock started.
     pub spend_usd: f64,
+    /// Connections reset on purpose (TCP RST), before a response or mid-stream (the same
+    /// number as `faults["reset"]`, kept apart for readers that only want the network count).
+    pub resets: u64,
     /// Requests refused with 401.
     pub unauthorized: u64,
     /// `POST /mock/reset` calls since the server started (not cleared by a reset).
@@ -599,6 +602,7 @@ async fn chat(req: Request<Incoming>, shared: Arc<Shared>, ctl: Arc<ConnCtl>) ->
             {
                 let mut st = shared.lock();
                 *st.stats.faults.entry("reset".to_string()).or_default() += 1;
+                st.stats.resets += 1;
                 *st.stats.errors_per_model.entry(model.clone()).or_default() += 1;
             }
             ctl.pull();
@@ -686,6 +690,7 @@ async fn chat(req: Request<Incoming>, shared: Arc<Shared>, ctl: Arc<ConnCtl>) ->
                 {
                     let mut st = stream_shared.lock();
                     *st.stats.faults.entry("reset".to_string()).or_default() += 1;
+                    st.stats.resets += 1;
                     *st.stats
                         .ok_per_model
                         .entry(stream_model.clone())
