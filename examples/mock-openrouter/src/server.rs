@@ -145,6 +145,9 @@ impl Shared {
 pub struct MockServer;
 
 /// A running mock: its address, its statistics, and the way to stop it.
+///
+/// Dropping the handle stops the server too (its stop channel closes), so a test that fails
+/// half-way leaves no listener behind; [`MockHandle::shutdown`] also waits for it to end.
 #[derive(Debug)]
 pub struct MockHandle {
     addr: SocketAddr,
