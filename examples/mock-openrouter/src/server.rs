@@ -702,6 +702,9 @@ async fn chat(req: Request<Incoming>, shared: Arc<Shared>, ctl: Arc<ConnCtl>) ->
                 // Let the chunks already written reach the client before the RST.
                 sleep_ms(CHUNK_GAP_MS * 2).await;
                 ctl.pull();
+                // Keep the body open until the connection is gone: ending it here would let
+                // hyper finish the chunked body cleanly before the reset.
+                tx.closed().await;
             }
             _ => {
                 let ev =
