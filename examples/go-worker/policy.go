@@ -77,11 +77,11 @@ type Policy struct {
 	// CreditPoll is the period of GET /api/v1/key.
 	CreditPoll time.Duration
 	// Retry, Budget, Breaker, RateLimit, Context and Credits are the core's configs.
-	Retry     llmr.RetrySettings
-	Budget    llmr.BudgetSettings
-	Breaker   llmr.Settings
+	Retry          llmr.RetrySettings
+	Budget         llmr.BudgetSettings
+	Breaker        llmr.Settings
 	BreakerMaxKeys int
-	RateLimit llmr.LimiterSettings
+	RateLimit      llmr.LimiterSettings
 	// Context has no ContextWindow: the window of each model comes from GET /api/v1/models.
 	Context llmr.ContextSettings
 	Credits llmr.CreditSettings
@@ -109,15 +109,15 @@ type policyFile struct {
 }
 
 type retryWire struct {
-	MaxRetries          map[string]int `json:"max_retries"`
-	MaxTotalRetries     *int           `json:"max_total_retries"`
-	BaseDelayMs         *int64         `json:"base_delay_ms"`
-	MaxDelayMs          *int64         `json:"max_delay_ms"`
-	Jitter              *string        `json:"jitter"`
-	MaxServerWaitMs     *int64         `json:"max_server_wait_ms"`
+	MaxRetries          map[string]int  `json:"max_retries"`
+	MaxTotalRetries     *int            `json:"max_total_retries"`
+	BaseDelayMs         *int64          `json:"base_delay_ms"`
+	MaxDelayMs          *int64          `json:"max_delay_ms"`
+	Jitter              *string         `json:"jitter"`
+	MaxServerWaitMs     *int64          `json:"max_server_wait_ms"`
 	DeadlineMs          json.RawMessage `json:"deadline_ms"`
-	ShrinkPercent       *int           `json:"shrink_percent"`
-	ShrinkMarginPercent *int           `json:"shrink_margin_percent"`
+	ShrinkPercent       *int            `json:"shrink_percent"`
+	ShrinkMarginPercent *int            `json:"shrink_margin_percent"`
 }
 
 type budgetWire struct {
