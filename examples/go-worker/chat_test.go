@@ -5,11 +5,13 @@ package worker
 // stream): every outcome must be what the classifier says, not what this package guesses.
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,5 +103,29 @@ func TestSendCancelled(t *testing.T) {
 	a := send(ctx, http.DefaultClient, url, "k", chatRequest{Model: "m"}, 10*time.Second)
 	if !a.cancelled || a.ok {
 		t.Fatalf("cancelled=%v ok=%v, want a cancelled attempt", a.cancelled, a.ok)
+	}
+}
+
+// A provider that echoes the key in its error (as OpenAI's 401 "Incorrect API key provided:
+// sk-…" does): the response event carries the core's redacted message, never the key.
+func TestResponseEventRedactsEchoedKey(t *testing.T) {
+	url := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		key := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		w.WriteHeader(401)
+		fmt.Fprintf(w, `{"error":{"message":"Incorrect API key provided: %s. You can find your API key at https://platform.openai.com/account/api-keys.","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}`, key)
+	})
+	a := send(context.Background(), http.DefaultClient, url, fakeKey, chatRequest{Model: "m"}, 10*time.Second)
+	if a.ok || a.class.Kind != llmr.KindAuth {
+		t.Fatalf("attempt %+v, want an auth failure", a)
+	}
+	var buf bytes.Buffer
+	r := &run{ev: NewEventLog(&buf, time.Now())}
+	r.respond(Job{ID: "job-1"}, "m", 1, a)
+	if !strings.Contains(buf.String(), "Incorrect API key") {
+		t.Fatalf("the event lost the message: %s", buf.String())
+	}
+	if strings.Contains(buf.String(), "FAKE-not-a-real-key") {
+		t.Fatalf("the event holds the key: %s", buf.String())
 	}
 }

@@ -22,7 +22,6 @@ type EventLog struct {
 	w     io.Writer
 	start time.Time
 	err   error
-	sink  func(name string, e Event)
 }
 
 // NewEventLog writes to w (nil: nowhere), timing events from start.
@@ -47,9 +46,6 @@ func (l *EventLog) Emit(name string, fields Event) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	line["t_ms"] = time.Since(l.start).Milliseconds()
-	if l.sink != nil {
-		l.sink(name, fields)
-	}
 	if l.err != nil {
 		return
 	}

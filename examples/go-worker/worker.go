@@ -552,7 +552,8 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 		}
 	}
 	call := r.h.retry.Start(time.Now(), jobSeed(r.w.opts.Seed, j.ID), r.h.budget)
-	defer call.Close()
+	defer func() { call.Close() }()
+	first := 0 // the first model of the preference list this job may still use
 	var deadline time.Time
 	if r.p.Retry.Deadline > 0 {
 		deadline = time.Now().Add(r.p.Retry.Deadline)
@@ -563,7 +564,7 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 	attemptNo := 1
 	lastKind := ""
 	for {
-		model, permit, wait, ok := r.pickModel(j, attemptNo)
+		model, permit, wait, ok := r.pickModel(j, attemptNo, first)
 		if !ok {
 			if wait <= 0 {
 				wait = r.p.Retry.BaseDelay
@@ -648,6 +649,17 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 			r.ev.Emit("decision", Event{"job": j.ID, "attempt": d.Attempt, "decision": "shrink",
 				"after_ms": d.After.Milliseconds(), "target_tokens": d.TargetTokens, "reason": lastKind})
 		default:
+			if next := r.fallbackAfter(model, a.class.Kind, d.Reason); next > first {
+				// The policy gave up on this model for a failure of the provider's: the next
+				// model in the preference list gets the job, with a fresh retry call.
+				first = next
+				call.Close()
+				call = r.h.retry.Start(time.Now(), jobSeed(r.w.opts.Seed, j.ID)+uint64(next), r.h.budget)
+				attemptNo++
+				r.ev.Emit("decision", Event{"job": j.ID, "attempt": attemptNo, "decision": "fallback",
+					"after_ms": 0, "target_tokens": nil, "reason": d.Reason.String() + ": " + lastKind, "model": r.p.Models[next]})
+				continue
+			}
 			r.ev.Emit("decision", Event{"job": j.ID, "attempt": attemptNo, "decision": "give-up",
 				"after_ms": nil, "target_tokens": nil, "reason": d.Reason.String()})
 			return r.done(j, s, outcomeFailed, lastKind)
@@ -662,12 +674,15 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 // pickModel returns the first model whose breaker admits a call (emitting a rejected event
 // for each that does not, and a fallback decision when it is not the first), or the shortest
 // wait until one might.
-func (r *run) pickModel(j Job, attemptNo int) (string, llmr.Permit, time.Duration, bool) {
+func (r *run) pickModel(j Job, attemptNo, first int) (string, llmr.Permit, time.Duration, bool) {
 	var wait time.Duration
 	for i, m := range r.p.Models {
+		if i < first {
+			continue
+		}
 		p, err := r.h.breakers.AcquireAt(m, time.Now())
 		if err == nil {
-			if i > 0 {
+			if i > first {
 				r.ev.Emit("decision", Event{"job": j.ID, "attempt": attemptNo, "decision": "fallback",
 					"after_ms": nil, "target_tokens": nil, "reason": "breaker open: " + r.p.Models[0], "model": m})
 			}
@@ -685,6 +700,41 @@ func (r *run) pickModel(j Job, attemptNo int) (string, llmr.Permit, time.Duratio
 		r.ev.Emit("rejected", Event{"job": j.ID, "model": m, "retry_in_ms": retryIn})
 	}
 	return "", llmr.Permit{}, wait, false
+}
+
+// fallbackAfter returns the index of the model to fall back to after the retry policy gave up
+// on model, or -1. Only a failure that counts against the provider (the breaker's counted
+// kinds, plus not-found: the model is gone) moves the job, and only when the policy gave up
+// on this model's attempts (attempts exhausted, a server wait too long, a permanent
+// not-found) — not when the service-wide budget or the call's deadline ran out.
+func (r *run) fallbackAfter(model string, kind llmr.Kind, reason llmr.GiveUpReason) int {
+	switch reason {
+	case llmr.ReasonAttemptsExhausted, llmr.ReasonWaitTooLong, llmr.ReasonPermanent:
+	default:
+		return -1
+	}
+	provider := kind == llmr.KindNotFound
+	for _, k := range r.counted() {
+		provider = provider || k == kind
+	}
+	if !provider {
+		return -1
+	}
+	for i, m := range r.p.Models {
+		if m == model && i+1 < len(r.p.Models) {
+			return i + 1
+		}
+	}
+	return -1
+}
+
+// counted is the breaker's counted kinds (the package's default list when the policy has none).
+func (r *run) counted() []llmr.Kind {
+	if r.p.Breaker.CountedKinds != nil {
+		return r.p.Breaker.CountedKinds
+	}
+	return []llmr.Kind{llmr.KindRateLimited, llmr.KindTimeout, llmr.KindOverloaded,
+		llmr.KindUnavailable, llmr.KindServerError, llmr.KindNetwork}
 }
 
 func trimEvent(j Job, model string, t llmr.Trimmed) Event {
