@@ -64,6 +64,7 @@ type Batch struct {
 // JobSource hands the worker its jobs. Take is called once per run; the jobs it returns are
 // the worker's from then on (a queue would acknowledge them).
 type JobSource interface {
+	// Take hands over the jobs of one run.
 	Take(ctx context.Context) (Batch, error)
 }
 

@@ -76,14 +76,20 @@ type Policy struct {
 	ShutdownGrace time.Duration
 	// CreditPoll is the period of GET /api/v1/key.
 	CreditPoll time.Duration
-	// Retry, Budget, Breaker, RateLimit, Context and Credits are the core's configs.
-	Retry          llmr.RetrySettings
-	Budget         llmr.BudgetSettings
-	Breaker        llmr.Settings
+	// Retry is the retry policy (the core's RetryConfig).
+	Retry llmr.RetrySettings
+	// Budget is the service-wide retry budget (RetryBudgetConfig).
+	Budget llmr.BudgetSettings
+	// Breaker configures each model's breaker (BreakerConfig).
+	Breaker llmr.Settings
+	// BreakerMaxKeys bounds the breaker set (default 64).
 	BreakerMaxKeys int
-	RateLimit      llmr.LimiterSettings
-	// Context has no ContextWindow: the window of each model comes from GET /api/v1/models.
+	// RateLimit is the per-session limit (RateLimitConfig).
+	RateLimit llmr.LimiterSettings
+	// Context is the trimming budget (ContextConfig) without ContextWindow: the window of
+	// each model comes from GET /api/v1/models.
 	Context llmr.ContextSettings
+	// Credits configures the credit monitor (CreditConfig).
 	Credits llmr.CreditSettings
 	// Naive is the baseline policy.
 	Naive NaivePolicy

@@ -309,8 +309,10 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 		r.stopping = true
 		inFlight := r.inFlight
 		r.mu.Unlock()
+		// signal.NotifyContext cancels with a cause naming the signal ("terminated signal
+		// received"); a plain cancel has context.Canceled itself as its cause.
 		signal := "cancel"
-		if c := context.Cause(ctx); c != nil && !errors.Is(c, context.Canceled) {
+		if c := context.Cause(ctx); c != nil && c != context.Canceled { //nolint:errorlint // identity is the point
 			signal = c.Error()
 		}
 		shutdownInfo <- Event{"signal": signal, "in_flight": inFlight}

@@ -67,6 +67,10 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := w.Run(ctx)
+	if res.Jobs == 0 && err != nil {
+		fmt.Fprintln(os.Stderr, "llmr-go-worker:", err)
+		return 1
+	}
 	fmt.Fprintf(os.Stderr, "[go-worker] %s: jobs %d (resumed %d), answered %d, failed %d %v, persisted %d, lost %d\n",
 		res.Scenario, res.Jobs, res.Resumed, res.Answered, res.Failed, res.FailedByKind, res.Persisted, res.Lost)
 	if err != nil {
