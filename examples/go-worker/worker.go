@@ -691,7 +691,8 @@ func (r *run) pickModel(j Job, attemptNo, first int) (string, llmr.Permit, time.
 			return m, p, 0, true
 		}
 		var oe *llmr.OpenError
-		retryIn := any(nil)
+		// 0 when the breaker names no time (half-open with its probe slots taken).
+		retryIn := int64(0)
 		if errors.As(err, &oe) && oe.HasRetryIn {
 			retryIn = oe.RetryIn.Milliseconds()
 			if wait == 0 || oe.RetryIn < wait {
@@ -845,9 +846,9 @@ func (r *run) alert(a llmr.Alert) {
 	} else {
 		r.count(func(res *Result) { res.Alerts[string(a.Kind)]++ })
 	}
-	var value any
+	value := a.Threshold // the value that crossed it, or the threshold when the core has none
 	if a.Value != nil {
 		value = *a.Value
 	}
-	r.ev.Emit("alert", Event{"alert": string(a.Kind), "state": state, "value": value, "message": a.Message})
+	r.ev.Emit("alert", Event{"alert": string(a.Kind), "state": state, "value": value})
 }
