@@ -95,7 +95,14 @@ func New(opts Options) (*Worker, error) {
 		return nil, errors.New("go-worker: Policy is not decoded (use DecodePolicy or LoadPolicy)")
 	}
 	if opts.Client == nil {
+		// Keep a connection per worker goroutine (the default keeps 2 per host); no client
+		// timeout: each request, a stream's body included, gets Policy.RequestTimeout.
 		opts.Client = &http.Client{}
+		if t, ok := http.DefaultTransport.(*http.Transport); ok {
+			t = t.Clone()
+			t.MaxIdleConnsPerHost = opts.Policy.Concurrency
+			opts.Client.Transport = t
+		}
 	}
 	if opts.Source == nil {
 		opts.Source = MockJobs{BaseURL: opts.BaseURL, Client: opts.Client}
@@ -261,6 +268,11 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 		return Result{}, err
 	}
 	defer h.close()
+	// The windows first: a run that cannot start must not have taken jobs from the source.
+	windows, err := fetchModels(ctx, w.opts.Client, w.opts.BaseURL, w.opts.Key)
+	if err != nil {
+		return Result{}, err
+	}
 	batch, resumed, err := loadJobs(w.opts.StateDir)
 	if err != nil {
 		return Result{}, err
@@ -269,10 +281,6 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 		if batch, err = w.opts.Source.Take(ctx); err != nil {
 			return Result{}, err
 		}
-	}
-	windows, err := fetchModels(ctx, w.opts.Client, w.opts.BaseURL, w.opts.Key)
-	if err != nil {
-		return Result{}, err
 	}
 	r := &run{
 		w: w, p: w.opts.Policy, h: h, ev: ev, batch: batch, windows: windows,
