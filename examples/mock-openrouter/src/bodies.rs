@@ -65,6 +65,14 @@ pub fn unknown_model(model: &str) -> Canned {
     )
 }
 
+/// 500 when the mock itself failed (it should not; a typed answer instead of a dropped request).
+pub fn internal_error(message: &str) -> Canned {
+    Canned::new(
+        500,
+        json!({"error": {"message": message, "code": 500}, "user_id": USER_ID}),
+    )
+}
+
 /// 404 for a path the mock does not serve.
 pub fn not_found(path: &str) -> Canned {
     Canned::new(
