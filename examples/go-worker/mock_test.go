@@ -196,8 +196,36 @@ func runOnce(t *testing.T, ctx context.Context, m *mockServer, mutate func(*Opti
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
+	keepEvents(t, ev, opts.Naive)
 	checkEvents(t, ev, res)
 	return res, ev
+}
+
+// keepEvents writes the run's events to $LLMR_GO_WORKER_EVENTS/<test>-<policy>[-N].jsonl when
+// that variable names a directory, so the report can be drawn from the Go runs.
+func keepEvents(t *testing.T, ev *eventLines, naive bool) {
+	t.Helper()
+	dir := os.Getenv("LLMR_GO_WORKER_EVENTS")
+	if dir == "" {
+		return
+	}
+	name := strings.TrimPrefix(t.Name(), "Test") + "-ours"
+	if naive {
+		name = strings.TrimPrefix(t.Name(), "Test") + "-naive"
+	}
+	path := filepath.Join(dir, name+".jsonl")
+	for n := 2; ; n++ {
+		if _, err := os.Stat(path); err != nil {
+			break
+		}
+		path = filepath.Join(dir, fmt.Sprintf("%s-%d.jsonl", name, n))
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, ev.raw.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // checkEvents asserts what every run's events must satisfy: valid lines, the Go surface, one

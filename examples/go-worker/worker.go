@@ -716,11 +716,13 @@ func (r *run) pickModel(j Job, attemptNo, first int) (string, llmr.Permit, time.
 // fallbackAfter returns the index of the model to fall back to after the retry policy gave up
 // on model, or -1. Only a failure that counts against the provider (the breaker's counted
 // kinds, plus not-found: the model is gone) moves the job, and only when the policy gave up
-// on this model's attempts (attempts exhausted, a server wait too long, a permanent
-// not-found) — not when the service-wide budget or the call's deadline ran out.
+// on this model (attempts exhausted, a server wait too long, a permanent not-found, or the
+// retry budget empty: the budget keeps retries from piling onto the failing provider, and
+// the next model is another provider) — never past the call's deadline. Each job moves at
+// most once per model of the list.
 func (r *run) fallbackAfter(model string, kind llmr.Kind, reason llmr.GiveUpReason) int {
 	switch reason {
-	case llmr.ReasonAttemptsExhausted, llmr.ReasonWaitTooLong, llmr.ReasonPermanent:
+	case llmr.ReasonAttemptsExhausted, llmr.ReasonWaitTooLong, llmr.ReasonPermanent, llmr.ReasonBudgetExhausted:
 	default:
 		return -1
 	}
