@@ -254,9 +254,15 @@ func checkEvents(t *testing.T, ev *eventLines, res Result) {
 	if len(done) != res.Answered+res.Failed {
 		t.Errorf("%d job_done events for %d answered + %d failed", len(done), res.Answered, res.Failed)
 	}
+	bad := 0
 	for _, e := range ev.events {
 		if _, ok := e["t_ms"].(float64); !ok {
 			t.Fatalf("event without t_ms: %v", e)
+		}
+		for _, problem := range schemaErrors(e) {
+			if bad++; bad <= 10 {
+				t.Errorf("schema: %s in %v", problem, e)
+			}
 		}
 	}
 }
