@@ -1,0 +1,305 @@
+package worker
+
+// The scenarios of examples/scenarios/ against the mock binary, asserting on outcomes (never
+// on timings): what must hold for our policy, and, where the claim is a comparison, the same
+// scenario under the naive baseline.
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	llmr "github.com/llm-resilience/llm-resilience/ffi/go"
+)
+
+// countResponses counts response events with the given x-mock-fault.
+func countResponses(ev *eventLines, fault string) int {
+	n := 0
+	for _, e := range ev.named("response") {
+		if e["fault"] == fault {
+			n++
+		}
+	}
+	return n
+}
+
+// jobsDone maps job id → its job_done event.
+func jobsDone(t *testing.T, ev *eventLines) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	for _, e := range ev.named("job_done") {
+		id, _ := e["job"].(string)
+		if _, dup := out[id]; dup {
+			t.Errorf("job %s finished twice", id)
+		}
+		out[id] = e
+	}
+	return out
+}
+
+func TestProviderOutage(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, "provider-outage")
+	p := policy(t)
+	ours, ev := runOnce(t, context.Background(), m, nil)
+	summary("provider-outage ours", ours)
+	oursStats := m.stats(t)
+	naive, nev := runOnce(t, context.Background(), m, func(o *Options) { o.Naive = true })
+	summary("provider-outage naive", naive)
+
+	if ours.Answered != ours.Jobs || ours.Lost != 0 {
+		t.Errorf("ours: %d of %d answered, %d lost; want every job answered (the fallback model is healthy)", ours.Answered, ours.Jobs, ours.Lost)
+	}
+	opened := false
+	for _, e := range ev.named("breaker") {
+		if e["model"] == p.Models[0] && e["to"] == "open" {
+			opened = true
+		}
+	}
+	if !opened {
+		t.Errorf("the breaker of %s never opened", p.Models[0])
+	}
+	byFallback := 0
+	for _, e := range jobsDone(t, ev) {
+		if e["outcome"] == "answered" && e["model"] == p.Models[1] {
+			byFallback++
+		}
+	}
+	if byFallback == 0 {
+		t.Errorf("no job was answered by the fallback model %s", p.Models[1])
+	}
+	// Calls wasted during the outage: responses the outage fault produced.
+	wasted, naiveWasted := countResponses(ev, "outage"), countResponses(nev, "outage")
+	if oursStats.Faults["outage"] != wasted {
+		t.Errorf("events count %d outage responses, the mock %d", wasted, oursStats.Faults["outage"])
+	}
+	if naiveWasted == 0 || wasted*2 > naiveWasted {
+		t.Errorf("outage responses: ours %d, naive %d; want ours at most half of naive's", wasted, naiveWasted)
+	}
+	if ours.Answered < naive.Answered {
+		t.Errorf("ours answered %d, naive %d", ours.Answered, naive.Answered)
+	}
+	t.Logf("outage responses: ours %d, naive %d; answered by fallback %d", wasted, naiveWasted, byFallback)
+}
+
+func TestLongConversations(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, "long-conversations")
+	ours, ev := runOnce(t, context.Background(), m, nil)
+	summary("long-conversations ours", ours)
+	naive, nev := runOnce(t, context.Background(), m, func(o *Options) { o.Naive = true })
+	summary("long-conversations naive", naive)
+
+	longAnswered := func(ev *eventLines) (answered, total int) {
+		for _, e := range jobsDone(t, ev) {
+			if e["long"] == true {
+				total++
+				if e["outcome"] == "answered" {
+					answered++
+				}
+			}
+		}
+		return
+	}
+	la, lt := longAnswered(ev)
+	if lt == 0 || la != lt {
+		t.Errorf("ours: %d of %d long jobs answered; want all", la, lt)
+	}
+	// A job that overflowed must have been shrunk and then answered (or nothing overflowed).
+	overflowed := map[string]bool{}
+	for _, e := range ev.named("response") {
+		if e["kind"] == "context-overflow" {
+			overflowed[e["job"].(string)] = true
+		}
+	}
+	done := jobsDone(t, ev)
+	for id := range overflowed {
+		if done[id]["outcome"] != "answered" || num(done[id]["shrinks"]) < 1 {
+			t.Errorf("job %s overflowed and then ended %v", id, done[id])
+		}
+	}
+	na, nt := longAnswered(nev)
+	if nt != lt || na >= la {
+		t.Errorf("long jobs answered: ours %d/%d, naive %d/%d; want ours ahead", la, lt, na, nt)
+	}
+	t.Logf("long jobs answered: ours %d/%d (overflows %d), naive %d/%d", la, lt, len(overflowed), na, nt)
+}
+
+func TestCreditsRunOut(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, "credits-run-out")
+	p := policy(t)
+	ours, ev := runOnce(t, context.Background(), m, nil)
+	summary("credits-run-out ours", ours)
+	if ours.Answered+ours.Failed != ours.Jobs || ours.Lost != 0 {
+		t.Errorf("%+v: every job must be answered or failed", ours)
+	}
+	for kind := range ours.FailedByKind {
+		if kind != "quota-exhausted" {
+			t.Errorf("a job failed with %s; only quota-exhausted is expected when the money runs out", kind)
+		}
+	}
+	// Alerts: each raised once per crossing, never twice without a clear in between.
+	raised := map[string]int{}
+	active := map[string]bool{}
+	for _, e := range ev.named("alert") {
+		kind := e["alert"].(string)
+		switch e["state"] {
+		case "raised":
+			if active[kind] {
+				t.Errorf("%s raised twice without being cleared", kind)
+			}
+			active[kind] = true
+			raised[kind]++
+		case "cleared":
+			active[kind] = false
+		default:
+			t.Errorf("alert state %v", e["state"])
+		}
+	}
+	if raised["balance-warning"] != 1 || raised["balance-critical"] < 1 {
+		t.Errorf("raised %v; want balance-warning once (the balance never recovers above $6) and balance-critical", raised)
+	}
+	// A 402 "can only afford N" lowers max_tokens once. How many requests land in the window
+	// where the key can pay for some but not all of max_tokens depends on the interleaving
+	// (answers cost about as much as the window is wide), so what must hold is per job: a job
+	// whose first 402 named a usable number lowered max_tokens, and never twice.
+	lowered := map[string]bool{}
+	for _, e := range ev.named("decision") {
+		if e["decision"] == "lower-max-tokens" {
+			if lowered[e["job"].(string)] {
+				t.Errorf("job %v lowered max_tokens twice", e["job"])
+			}
+			lowered[e["job"].(string)] = true
+		}
+	}
+	first402 := map[string]bool{}
+	for _, e := range ev.named("response") {
+		id, _ := e["job"].(string)
+		if num(e["status"]) != 402 || first402[id] {
+			continue
+		}
+		first402[id] = true
+		msg, _ := e["message"].(string)
+		if a, ok := llmr.SuggestMaxTokens(msg); ok && a.SuggestedMaxTokens > 0 && a.SuggestedMaxTokens < p.MaxTokens && !lowered[id] {
+			t.Errorf("job %s got %q and did not lower max_tokens", id, msg)
+		}
+	}
+	if ours.FailedByKind["quota-exhausted"] == 0 || len(first402) == 0 {
+		t.Errorf("no job ran out of credit: the scenario exercised nothing")
+	}
+	answeredAfter := 0
+	for id, e := range jobsDone(t, ev) {
+		if lowered[id] && e["outcome"] == "answered" {
+			answeredAfter++
+		}
+	}
+	t.Logf("alerts raised %v; max_tokens lowered for %d jobs, %d then answered", raised, len(lowered), answeredAfter)
+}
+
+// The key goes into every request of the mixed scenario (resets, stream errors, 429s, outages,
+// moderation): it must not appear in any event or state file, while the events do carry the
+// failure messages.
+func TestNoKeyInEventsOrState(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, "mixed")
+	dir := t.TempDir()
+	res, ev := runOnce(t, context.Background(), m, func(o *Options) { o.StateDir = dir })
+	summary("mixed ours", res)
+	messages := 0
+	for _, e := range ev.named("response") {
+		if s, _ := e["message"].(string); s != "" {
+			messages++
+		}
+	}
+	if messages == 0 {
+		t.Fatal("no failure message was logged: the scenario exercised nothing")
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(files) < 3 {
+		t.Fatalf("state files %v; want the snapshots", files)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(b, []byte(fakeKey)) || bytes.Contains(b, []byte("FAKE-not-a-real-key")) {
+			t.Errorf("%s holds the key", filepath.Base(f))
+		}
+	}
+	if res.Answered+res.Failed != res.Jobs || res.Lost != 0 {
+		t.Errorf("%+v", res)
+	}
+}
+
+// Cancel mid-run (after 15 jobs are done, while jobs are still arriving): nothing is lost, the
+// unfinished jobs and the snapshots are persisted; a second run resumes them, restores the
+// snapshots, and every job is answered or failed exactly once across the two runs.
+func TestShutdownAndResume(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, "provider-outage")
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := 0
+	first, ev1 := runOnce(t, ctx, m, func(o *Options) {
+		o.StateDir = dir
+		o.Events.(*eventLines).onLine = func(e map[string]any) {
+			if e["event"] == "job_done" {
+				if done++; done == 15 {
+					cancel()
+				}
+			}
+		}
+	})
+	summary("shutdown: first run", first)
+	if !first.Shutdown || first.Persisted == 0 || first.Lost != 0 {
+		t.Fatalf("first run %+v; want a shutdown with persisted > 0 and lost == 0", first)
+	}
+	sd := ev1.named("shutdown")
+	if len(sd) != 1 || num(sd[0]["persisted"]) != first.Persisted || num(sd[0]["in_flight"]) < 0 {
+		t.Fatalf("shutdown events %v", sd)
+	}
+	for _, f := range []string{jobsFile, breakersFile, limiterFile, creditsFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Fatalf("state file %s: %v", f, err)
+		}
+	}
+
+	second, ev2 := runOnce(t, context.Background(), m, func(o *Options) { o.StateDir = dir })
+	summary("shutdown: resumed run", second)
+	if second.Resumed != first.Persisted || second.Jobs != first.Persisted {
+		t.Errorf("second run took %d jobs (%d resumed); the first persisted %d", second.Jobs, second.Resumed, first.Persisted)
+	}
+	if !second.Restored.Breakers || !second.Restored.Limiter || !second.Restored.Credits {
+		t.Errorf("restored %+v; want every snapshot", second.Restored)
+	}
+	if second.Lost != 0 || second.Persisted != 0 || second.Answered+second.Failed != second.Jobs {
+		t.Errorf("second run %+v", second)
+	}
+	if _, err := os.Stat(filepath.Join(dir, jobsFile)); !os.IsNotExist(err) {
+		t.Errorf("%s still there after every job finished (%v)", jobsFile, err)
+	}
+	// Every job of the workload finished exactly once across the two runs.
+	var batch Batch
+	if err := getJSON(context.Background(), nil, m.url+"/mock/jobs", "", &batch); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, ev := range []*eventLines{ev1, ev2} {
+		for id := range jobsDone(t, ev) {
+			seen[id]++
+		}
+	}
+	for _, j := range batch.Jobs {
+		if seen[j.ID] != 1 {
+			t.Errorf("job %s finished %d times across the two runs", j.ID, seen[j.ID])
+		}
+	}
+	if len(seen) != len(batch.Jobs) {
+		t.Errorf("%d distinct jobs finished, the workload has %d", len(seen), len(batch.Jobs))
+	}
+}
