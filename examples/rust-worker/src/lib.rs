@@ -8,5 +8,7 @@ pub mod engine;
 pub mod events;
 pub mod log;
 pub mod policy;
+pub mod report;
 pub mod run;
 pub mod state;
+pub mod timeline;
