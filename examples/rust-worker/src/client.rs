@@ -147,6 +147,20 @@ impl Client {
         Ok(body)
     }
 
+    /// `POST url` with an empty body (the mock's clock reset); any 2xx is success.
+    pub async fn post_empty(&self, url: &str) -> Result<(), ClientError> {
+        let err = |message: String| ClientError::Http {
+            what: "POST /mock/reset",
+            message,
+        };
+        let response = self.http.post(url).send().await.map_err(|e| err(chain(&e)))?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(err(format!("status {}", response.status().as_u16())))
+        }
+    }
+
     /// `GET /models`: each model's context window.
     pub async fn context_windows(&self) -> Result<HashMap<String, u64>, ClientError> {
         let body = self.get("/models", "GET /models").await?;

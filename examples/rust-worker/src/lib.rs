@@ -3,6 +3,7 @@
 //! WebAssembly component by default, natively with `--native` — against an OpenRouter-compatible
 //! mock that fails on purpose (or the real OpenRouter with `--live`).
 
+pub mod app;
 pub mod client;
 pub mod engine;
 pub mod events;

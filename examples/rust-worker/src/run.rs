@@ -104,6 +104,10 @@ pub struct RunOptions {
     pub cancel: CancelHandle,
     /// Take at most this many jobs from the queue.
     pub max_jobs: Option<usize>,
+    /// A mock's `POST /mock/reset` URL: called right before the first job is taken, so the
+    /// scenario's clock (fault windows, arrivals) starts with the run's, however long the
+    /// engine took to load.
+    pub mock_reset: Option<String>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -723,6 +727,7 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         progress,
         cancel,
         max_jobs,
+        mock_reset,
     } = opts;
     let scenario = jobs.scenario.clone();
     let saved = match &state_dir {
@@ -768,6 +773,9 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
             .context_budget(window)
             .map_err(|e| EngineError::new("context budget", e))?;
         budgets.insert(m.clone(), budget);
+    }
+    if let Some(url) = &mock_reset {
+        client.post_empty(url).await?;
     }
     let log = Arc::new(EventLog::new(events));
     let taken = queue.len() as u64;
