@@ -344,8 +344,10 @@ impl Scenario {
                 ("usd_per_million_prompt", m.usd_per_million_prompt),
                 ("usd_per_million_completion", m.usd_per_million_completion),
             ] {
-                if !(v.is_finite() && (0.0..=1000.0).contains(&v)) {
-                    p.push(format!("models.{id}.{field} must be in 0..=1000 (got {v})"));
+                if !(v.is_finite() && (0.0..=100_000.0).contains(&v)) {
+                    p.push(format!(
+                        "models.{id}.{field} must be in 0..=100000 (got {v})"
+                    ));
                 }
             }
             if m.provider.is_empty() {

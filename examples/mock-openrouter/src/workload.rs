@@ -8,8 +8,8 @@
 //! Customers write the way WhatsApp users do: short, English or Indonesian, emoji, order numbers
 //! and product names. A *long* job is a conversation of 30–80 messages whose last messages carry
 //! pasted order logs and product lists. Their sizes are derived from the scenario's smallest
-//! context window `W` (never hard-coded): the three pastes are about 0.35–0.5 W, 0.35–0.6 W and
-//! 0.3–0.45 W tokens, at 7, 5 and 3 messages from the end of the history. So a client that keeps
+//! context window `W` (never hard-coded): the three pastes are about 0.35–0.5 W, 0.4–0.65 W and
+//! 0.3–0.5 W tokens, at 7, 5 and 3 messages from the end of the history. So a client that keeps
 //! the last 10 messages always overflows `W`, one that keeps the last 5 overflows whenever the
 //! two newest pastes are large (often), while a token-exact trim of older turns fits, because
 //! the newest message and the short turns after the pastes are small.
@@ -384,8 +384,8 @@ fn long_conversation(rng: &mut Rng, id_lang: bool, window: u64) -> (Vec<ChatMess
     // Paste targets in thousandths of the window, at 7, 5 and 3 messages from the end.
     let targets = [
         (total - 7, window * rng.range(350, 500) / 1000),
-        (total - 5, window * rng.range(350, 600) / 1000),
-        (total - 3, window * rng.range(300, 450) / 1000),
+        (total - 5, window * rng.range(400, 650) / 1000),
+        (total - 3, window * rng.range(300, 500) / 1000),
     ];
     let mut history = Vec::with_capacity(total);
     for i in 0..total {
