@@ -758,6 +758,21 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         None => (fresh(&jobs.jobs, max_jobs), 0, 0, None),
     };
     let engine = engine.build(&EngineConfig::from_policy(&policy), snapshots.as_ref())?;
+    if snapshots.is_some() {
+        // Read back from the engine itself: what it now holds, not what the file said.
+        let held = engine.snapshot()?;
+        eprintln!(
+            "llmr-worker: restored state: {} breakers, {} limiter sessions; resuming {resumed} jobs",
+            held.breakers
+                .get("breakers")
+                .and_then(|b| b.as_object())
+                .map_or(0, |b| b.len()),
+            held.limiter
+                .get("keys")
+                .and_then(|k| k.as_array())
+                .map_or(0, |k| k.len()),
+        );
+    }
     let client = Client::new(
         &base_url,
         &api_key,
