@@ -239,9 +239,10 @@ pub async fn demo(o: DemoOptions) -> Result<String, AppError> {
         let name = load_scenario(&file)?.name;
         let mut pair = Vec::new();
         for naive in [false, true] {
-            let log_path = o
-                .out
-                .join(format!("{name}-{}.jsonl", if naive { "naive" } else { "ours" }));
+            let log_path = o.out.join(format!(
+                "{name}-{}.jsonl",
+                if naive { "naive" } else { "ours" }
+            ));
             let sink = std::fs::File::create(&log_path).map_err(io(&log_path))?;
             let outcome = run_scenario(ScenarioRun {
                 scenario: file.clone(),
@@ -298,7 +299,10 @@ async fn shutdown_resume(o: &DemoOptions, scenario: &Path) -> Result<String, App
     let arrival_ms = load_scenario(scenario)?.workload.arrival_ms;
     let mut lines = String::from("\nshutdown/resume on mixed:\n");
     let mut totals = (0u64, 0u64);
-    for (i, label) in ["first run (cancelled)", "resumed run"].into_iter().enumerate() {
+    for (i, label) in ["first run (cancelled)", "resumed run"]
+        .into_iter()
+        .enumerate()
+    {
         let cancel = CancelHandle::new();
         if i == 0 {
             let c = cancel.clone();

@@ -153,7 +153,12 @@ impl Client {
             what: "POST /mock/reset",
             message,
         };
-        let response = self.http.post(url).send().await.map_err(|e| err(chain(&e)))?;
+        let response = self
+            .http
+            .post(url)
+            .send()
+            .await
+            .map_err(|e| err(chain(&e)))?;
         if response.status().is_success() {
             Ok(())
         } else {
@@ -244,9 +249,7 @@ impl Client {
                 Ok(v) if v.get("error").is_none() && v.get("choices").is_some() => {
                     return CallResult::Answer {
                         status,
-                        prompt_tokens: v
-                            .pointer("/usage/prompt_tokens")
-                            .and_then(|t| t.as_u64()),
+                        prompt_tokens: v.pointer("/usage/prompt_tokens").and_then(|t| t.as_u64()),
                         fault,
                     };
                 }
@@ -329,8 +332,9 @@ async fn read_sse(
             None => {
                 return CallResult::Transport {
                     status: Some(200),
-                    message: "connection closed before message completed (stream ended without [DONE])"
-                        .into(),
+                    message:
+                        "connection closed before message completed (stream ended without [DONE])"
+                            .into(),
                     fault,
                 };
             }

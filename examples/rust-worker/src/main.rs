@@ -21,7 +21,11 @@ use llmr_worker::policy::Policy;
 use llmr_worker::run::CancelHandle;
 
 #[derive(Parser)]
-#[command(name = "llmr-worker", version, about = "The support bot's AI worker, every call decided by llm-resilience")]
+#[command(
+    name = "llmr-worker",
+    version,
+    about = "The support bot's AI worker, every call decided by llm-resilience"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -197,7 +201,10 @@ async fn real_main(cli: Cli) -> Result<ExitCode, AppError> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("llmr-worker: cannot start the runtime: {e}");

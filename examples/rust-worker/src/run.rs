@@ -201,8 +201,7 @@ enum JobEnd {
 impl Ctx {
     /// The engine clock: continues from the previous run's state.
     fn now(&self) -> u64 {
-        self.clock_base
-            + u64::try_from(self.clock_start.elapsed().as_millis()).unwrap_or(u64::MAX)
+        self.clock_base + u64::try_from(self.clock_start.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     fn emit(&self, body: EventBody) {
@@ -210,7 +209,10 @@ impl Ctx {
     }
 
     /// Runs `fut` unless the hard cancel comes first.
-    async fn cancellable<T>(&self, fut: impl std::future::Future<Output = T>) -> Result<T, Cancelled> {
+    async fn cancellable<T>(
+        &self,
+        fut: impl std::future::Future<Output = T>,
+    ) -> Result<T, Cancelled> {
         let mut rx = self.hard_cancel.clone();
         tokio::select! {
             biased;
@@ -230,7 +232,9 @@ impl Ctx {
             return;
         };
         let mut seen = self.breaker_seen.lock().unwrap_or_else(|p| p.into_inner());
-        let before = seen.insert(model.to_string(), now_state).unwrap_or(State::Closed);
+        let before = seen
+            .insert(model.to_string(), now_state)
+            .unwrap_or(State::Closed);
         if before != now_state {
             self.emit(EventBody::Breaker {
                 model: model.to_string(),
@@ -275,10 +279,16 @@ fn reason_text(reason: &GiveUpReason) -> String {
     match reason {
         GiveUpReason::Permanent { kind } => format!("permanent: {}", kind.as_str()),
         GiveUpReason::AttemptsExhausted { kind, retries } => {
-            format!("attempts exhausted: {} after {retries} retries", kind.as_str())
+            format!(
+                "attempts exhausted: {} after {retries} retries",
+                kind.as_str()
+            )
         }
         GiveUpReason::BudgetExhausted => "retry budget exhausted".into(),
-        GiveUpReason::WaitTooLong { wait_ms, ceiling_ms } => {
+        GiveUpReason::WaitTooLong {
+            wait_ms,
+            ceiling_ms,
+        } => {
             format!("wait too long: {wait_ms} ms > {ceiling_ms} ms")
         }
         GiveUpReason::Deadline { .. } => "deadline".into(),
@@ -319,7 +329,14 @@ impl Progress {
         }
     }
 
-    fn decision(&self, ctx: &Ctx, decision: &str, after_ms: Option<u64>, target: Option<u64>, reason: Option<String>) {
+    fn decision(
+        &self,
+        ctx: &Ctx,
+        decision: &str,
+        after_ms: Option<u64>,
+        target: Option<u64>,
+        reason: Option<String>,
+    ) {
         ctx.emit(EventBody::Decision {
             job: self.pj.job.id.clone(),
             attempt: self.pj.attempts,
@@ -444,7 +461,11 @@ async fn job_ours(ctx: &Ctx, pj: PersistedJob) -> JobEnd {
 }
 
 fn engine_failed(ctx: &Ctx, p: &Progress, e: &EngineError) -> JobEnd {
-    eprintln!("llmr-worker: job {}: {}", p.pj.job.id, ctx.engine.redact(&e.to_string()));
+    eprintln!(
+        "llmr-worker: job {}: {}",
+        p.pj.job.id,
+        ctx.engine.redact(&e.to_string())
+    );
     p.done(ctx, false, Some("engine-error"))
 }
 
@@ -526,13 +547,23 @@ async fn job_ours_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled
             );
         }
         let release = |outcome: Outcome| {
-            if let Err(e) = ctx.engine.breaker_record(&model, permit, outcome, ctx.now()) {
-                eprintln!("llmr-worker: breaker: {}", ctx.engine.redact(&e.to_string()));
+            if let Err(e) = ctx
+                .engine
+                .breaker_record(&model, permit, outcome, ctx.now())
+            {
+                eprintln!(
+                    "llmr-worker: breaker: {}",
+                    ctx.engine.redact(&e.to_string())
+                );
             }
             ctx.note_breaker(&model);
         };
         // Build and trim the context for this model's window.
-        let Some(budget) = shrunk.get(&model).or_else(|| ctx.budgets.get(&model)).cloned() else {
+        let Some(budget) = shrunk
+            .get(&model)
+            .or_else(|| ctx.budgets.get(&model))
+            .cloned()
+        else {
             release(Outcome::Ignored);
             return Ok(p.done(ctx, false, Some("not-found")));
         };
@@ -544,7 +575,13 @@ async fn job_ours_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled
                     ContextError::DoesNotFit { .. } => "context-overflow",
                     _ => "invalid-request",
                 };
-                p.decision(ctx, "give-up", None, None, Some(ctx.engine.redact(&e.to_string())));
+                p.decision(
+                    ctx,
+                    "give-up",
+                    None,
+                    None,
+                    Some(ctx.engine.redact(&e.to_string())),
+                );
                 return Ok(p.done(ctx, false, Some(kind)));
             }
             Err(e) => {
@@ -618,7 +655,13 @@ async fn job_ours_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled
                     ctx.sleep(after_ms).await?;
                 }
                 Ok(Err(e)) => {
-                    p.decision(ctx, "give-up", None, None, Some(ctx.engine.redact(&e.to_string())));
+                    p.decision(
+                        ctx,
+                        "give-up",
+                        None,
+                        None,
+                        Some(ctx.engine.redact(&e.to_string())),
+                    );
                     return Ok(p.done(ctx, false, Some(class.kind.as_str())));
                 }
                 Err(e) => return Ok(engine_failed(ctx, p, &e)),
@@ -649,7 +692,11 @@ async fn job_naive_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelle
     let mut tries_left = naive.retries;
     loop {
         let mut messages = vec![Message::new(Role::System, ctx.system.clone())];
-        messages.extend(ctx.documents.iter().map(|d| Message::new(Role::System, d.clone())));
+        messages.extend(
+            ctx.documents
+                .iter()
+                .map(|d| Message::new(Role::System, d.clone())),
+        );
         let skip = job.history.len().saturating_sub(keep);
         messages.extend(
             job.history[skip..]
@@ -701,9 +748,15 @@ async fn poll_credits(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
                         });
                     }
                 }
-                Err(e) => eprintln!("llmr-worker: credits: {}", ctx.engine.redact(&e.to_string())),
+                Err(e) => eprintln!(
+                    "llmr-worker: credits: {}",
+                    ctx.engine.redact(&e.to_string())
+                ),
             },
-            Err(e) => eprintln!("llmr-worker: credits: {}", ctx.engine.redact(&e.to_string())),
+            Err(e) => eprintln!(
+                "llmr-worker: credits: {}",
+                ctx.engine.redact(&e.to_string())
+            ),
         }
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
@@ -871,10 +924,8 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         while tasks.try_join_next().is_some() {}
         let in_flight = tasks.len() as u64;
         let grace = Duration::from_millis(ctx.policy.shutdown_grace_ms);
-        let _ = tokio::time::timeout(grace, async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
+        let _ =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
         let finished_in_grace = in_flight - tasks.len() as u64;
         let _ = hard_tx.send(true);
         while tasks.join_next().await.is_some() {}

@@ -28,7 +28,8 @@ fn both_engines_decide_identically() {
     // Classification of the 166 real error bodies.
     let vectors: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors/classify.json"),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../tests/vectors/classify.json"),
         )
         .expect("classify vectors"),
     )
@@ -51,7 +52,10 @@ fn both_engines_decide_identically() {
         let d: Vec<_> = both
             .iter()
             .zip(calls.iter_mut())
-            .map(|(e, c)| e.decide(c, failure, now, Some(9_000 + i as u64)).expect("decide"))
+            .map(|(e, c)| {
+                e.decide(c, failure, now, Some(9_000 + i as u64))
+                    .expect("decide")
+            })
             .collect();
         assert_eq!(d[0], d[1], "decision {i}");
         if i % 3 == 0 {
@@ -82,7 +86,10 @@ fn both_engines_decide_identically() {
                     .expect("record");
             }
         }
-        let states = both.map(|e| e.breaker_state("openai/gpt-4o-mini", t + 10).expect("state"));
+        let states = both.map(|e| {
+            e.breaker_state("openai/gpt-4o-mini", t + 10)
+                .expect("state")
+        });
         assert_eq!(states[0], states[1], "state at {t}");
     }
 
@@ -96,8 +103,15 @@ fn both_engines_decide_identically() {
     let history: Vec<Message> = (0..60)
         .map(|i| {
             Message::new(
-                if i % 2 == 0 { Role::User } else { Role::Assistant },
-                format!("pesanan #{i}: kaos polos ukuran L 🙏 sudah dikirim? order log {}", "x".repeat(i * 40)),
+                if i % 2 == 0 {
+                    Role::User
+                } else {
+                    Role::Assistant
+                },
+                format!(
+                    "pesanan #{i}: kaos polos ukuran L 🙏 sudah dikirim? order log {}",
+                    "x".repeat(i * 40)
+                ),
             )
         })
         .collect();
@@ -118,7 +132,10 @@ fn both_engines_decide_identically() {
         .iter()
         .find(|c| c.kind == ErrorKind::ContextOverflow)
         .expect("an overflow case");
-    let next = both.map(|e| e.next_budget(overflow, &budget, Some(tokens)).expect("next"));
+    let next = both.map(|e| {
+        e.next_budget(overflow, &budget, Some(tokens))
+            .expect("next")
+    });
     assert_eq!(
         next[0].as_ref().map(|b| b.config().clone()).ok(),
         next[1].as_ref().map(|b| b.config().clone()).ok()
@@ -143,7 +160,12 @@ fn both_engines_decide_identically() {
     // The state each holds, exported: the same JSON.
     let snaps = both.map(|e| e.snapshot().expect("snapshot"));
     assert_eq!(snaps[0], snaps[1]);
-    assert!(!snaps[0].breakers["breakers"].as_object().expect("map").is_empty());
+    assert!(
+        !snaps[0].breakers["breakers"]
+            .as_object()
+            .expect("map")
+            .is_empty()
+    );
 }
 
 #[test]
@@ -172,8 +194,12 @@ fn a_snapshot_from_one_surface_restores_into_the_other() {
         .expect("restore into the component");
     assert_eq!(component.snapshot().expect("snapshot"), saved);
     assert_eq!(
-        component.breaker_state("openai/gpt-4o-mini", 20).expect("state"),
-        native.breaker_state("openai/gpt-4o-mini", 20).expect("state")
+        component
+            .breaker_state("openai/gpt-4o-mini", 20)
+            .expect("state"),
+        native
+            .breaker_state("openai/gpt-4o-mini", 20)
+            .expect("state")
     );
     // And the classify input type is the core's own on both.
     let c = component

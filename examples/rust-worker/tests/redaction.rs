@@ -51,7 +51,10 @@ fn the_key_appears_in_no_event_report_or_stderr() {
         ("report stderr", &String::from_utf8_lossy(&report.stderr)),
     ] {
         assert!(!text.contains(FAKE_KEY), "the key is in the {what}");
-        assert!(!text.contains("FAKE-not-a-real-key"), "part of the key is in the {what}");
+        assert!(
+            !text.contains("FAKE-not-a-real-key"),
+            "part of the key is in the {what}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -49,9 +49,16 @@ fn provider_outage_ours_through_the_component_beats_naive() {
         })
         .collect();
     let opened = transitions.iter().position(|(to, _)| to == "open");
-    let closed_after = opened.and_then(|i| transitions[i..].iter().position(|(to, _)| to == "closed"));
-    assert!(opened.is_some(), "the breaker never opened: {transitions:?}");
-    assert!(closed_after.is_some(), "the breaker never closed again: {transitions:?}");
+    let closed_after =
+        opened.and_then(|i| transitions[i..].iter().position(|(to, _)| to == "closed"));
+    assert!(
+        opened.is_some(),
+        "the breaker never opened: {transitions:?}"
+    );
+    assert!(
+        closed_after.is_some(),
+        "the breaker never closed again: {transitions:?}"
+    );
 
     // Jobs fell back to the second model, and it answered them.
     assert!(!decisions(&ours.events, "fallback").is_empty());
@@ -93,7 +100,11 @@ fn long_conversations_ours_answers_more_long_jobs_natively() {
         "{overflows} overflows and no shrink answered"
     );
     // Naive met overflows (its 10 → 5 message cut is no token budget).
-    assert!(done(&naive.events).iter().any(|d| d.kind.as_deref() == Some("context-overflow")));
+    assert!(
+        done(&naive.events)
+            .iter()
+            .any(|d| d.kind.as_deref() == Some("context-overflow"))
+    );
 }
 
 #[test]
@@ -123,7 +134,12 @@ fn credits_run_out_alerts_once_and_lowers_max_tokens() {
     let lowered = decisions(&ours.events, "lower-max-tokens");
     assert!(!lowered.is_empty(), "no 402 lowered max_tokens");
     for d in &lowered {
-        let EventBody::Decision { job, target_tokens: Some(t), .. } = &d.body else {
+        let EventBody::Decision {
+            job,
+            target_tokens: Some(t),
+            ..
+        } = &d.body
+        else {
             panic!("lower-max-tokens without a target: {d:?}");
         };
         assert!(*t < 512);

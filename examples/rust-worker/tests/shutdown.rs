@@ -45,17 +45,30 @@ fn assert_each_job_done_once(logs: &[&[Event]]) {
     }
     let ids = scenario_job_ids();
     for id in &ids {
-        assert_eq!(seen.get(id), Some(&1), "job {id} ended {:?} times", seen.get(id));
+        assert_eq!(
+            seen.get(id),
+            Some(&1),
+            "job {id} ended {:?} times",
+            seen.get(id)
+        );
     }
-    assert_eq!(seen.len(), ids.len(), "jobs ended that the scenario does not have");
+    assert_eq!(
+        seen.len(),
+        ids.len(),
+        "jobs ended that the scenario does not have"
+    );
 }
 
 fn counts(state_dir: &Path) -> (usize, usize, usize) {
-    let s = state::load(state_dir).expect("state").expect("a state file");
+    let s = state::load(state_dir)
+        .expect("state")
+        .expect("a state file");
     let snaps = s.snapshots.expect("snapshots");
     (
         s.jobs.len(),
-        snaps.breakers["breakers"].as_object().map_or(0, |b| b.len()),
+        snaps.breakers["breakers"]
+            .as_object()
+            .map_or(0, |b| b.len()),
         snaps.limiter["keys"].as_array().map_or(0, |k| k.len()),
     )
 }

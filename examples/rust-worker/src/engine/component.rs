@@ -168,7 +168,10 @@ impl Engine for ComponentEngine {
         request_tokens: Option<u64>,
     ) -> Result<Decision, EngineError> {
         let RetryCall::Component(call) = call else {
-            return Err(EngineError::new("retry", "a native call given to the component engine"));
+            return Err(EngineError::new(
+                "retry",
+                "a native call given to the component engine",
+            ));
         };
         self.policy
             .decide(call, failure, now_ms, request_tokens, &self.budget)

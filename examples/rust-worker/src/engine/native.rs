@@ -164,7 +164,10 @@ impl Engine for NativeEngine {
         request_tokens: Option<u64>,
     ) -> Result<Decision, EngineError> {
         let RetryCall::Native(call) = call else {
-            return Err(EngineError::new("retry", "a component call given to the native engine"));
+            return Err(EngineError::new(
+                "retry",
+                "a component call given to the native engine",
+            ));
         };
         let mut h = self.lock();
         Ok(self
@@ -224,7 +227,10 @@ impl Engine for NativeEngine {
         };
         Ok(Snapshots {
             breakers: value("breaker snapshot", serde_json::to_value(&h.breakers))?,
-            limiter: value("limiter snapshot", serde_json::to_value(h.limiter.snapshot()))?,
+            limiter: value(
+                "limiter snapshot",
+                serde_json::to_value(h.limiter.snapshot()),
+            )?,
             credits: value("credit snapshot", serde_json::to_value(&h.credits))?,
         })
     }

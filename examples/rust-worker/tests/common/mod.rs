@@ -100,9 +100,7 @@ pub fn done(events: &[Event]) -> Vec<Done> {
 pub fn responses_with_fault(events: &[Event], fault: &str) -> usize {
     events
         .iter()
-        .filter(|e| {
-            matches!(&e.body, EventBody::Response { fault: Some(f), .. } if f == fault)
-        })
+        .filter(|e| matches!(&e.body, EventBody::Response { fault: Some(f), .. } if f == fault))
         .count()
 }
 
