@@ -291,12 +291,50 @@ pub async fn demo(o: DemoOptions) -> Result<String, AppError> {
     Ok(text)
 }
 
-/// Cancels a run of `scenario` half-way through its arrivals, persists, resumes; the lines to
-/// print.
+/// A log sink that cancels the run once it has written `after` `job_done` lines: the demo
+/// stops mid-run at a point set by progress, not by the clock (loading the engine takes a
+/// variable time).
+pub struct CancelAfterDone<W> {
+    inner: W,
+    done: usize,
+    after: usize,
+    cancel: CancelHandle,
+}
+
+impl<W> CancelAfterDone<W> {
+    /// Wraps `inner`; cancels `cancel` after `after` finished jobs.
+    pub fn new(inner: W, after: usize, cancel: CancelHandle) -> Self {
+        CancelAfterDone {
+            inner,
+            done: 0,
+            after,
+            cancel,
+        }
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for CancelAfterDone<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if buf.windows(10).any(|w| w == b"\"job_done\"") {
+            self.done += 1;
+            if self.done == self.after {
+                self.cancel.cancel("cancel");
+            }
+        }
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Cancels a run of `scenario` once a third of its jobs are done, persists, resumes; the
+/// lines to print.
 async fn shutdown_resume(o: &DemoOptions, scenario: &Path) -> Result<String, AppError> {
     let state_dir = o.out.join("state-mixed");
     let _ = std::fs::remove_dir_all(&state_dir);
-    let arrival_ms = load_scenario(scenario)?.workload.arrival_ms;
+    let jobs = load_scenario(scenario)?.workload.jobs;
     let mut lines = String::from("\nshutdown/resume on mixed:\n");
     let mut totals = (0u64, 0u64);
     for (i, label) in ["first run (cancelled)", "resumed run"]
@@ -304,15 +342,18 @@ async fn shutdown_resume(o: &DemoOptions, scenario: &Path) -> Result<String, App
         .enumerate()
     {
         let cancel = CancelHandle::new();
-        if i == 0 {
-            let c = cancel.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(std::time::Duration::from_millis(arrival_ms / 2)).await;
-                c.cancel("cancel");
-            });
-        }
         let log_path = o.out.join(format!("mixed-shutdown-{}.jsonl", i + 1));
-        let sink = std::fs::File::create(&log_path).map_err(io(&log_path))?;
+        let file =
+            std::io::BufWriter::new(std::fs::File::create(&log_path).map_err(io(&log_path))?);
+        let sink: Box<dyn std::io::Write + Send> = if i == 0 {
+            Box::new(CancelAfterDone::new(
+                file,
+                jobs as usize / 3,
+                cancel.clone(),
+            ))
+        } else {
+            Box::new(file)
+        };
         let outcome = run_scenario(ScenarioRun {
             scenario: scenario.to_path_buf(),
             policy: o.policy.clone(),
@@ -320,7 +361,7 @@ async fn shutdown_resume(o: &DemoOptions, scenario: &Path) -> Result<String, App
             engine: o.engine.clone(),
             base_url: None,
             api_key: MOCK_KEY.into(),
-            events: Some(Box::new(std::io::BufWriter::new(sink))),
+            events: Some(sink),
             state_dir: Some(state_dir.clone()),
             progress: o.progress,
             cancel,
@@ -334,7 +375,6 @@ async fn shutdown_resume(o: &DemoOptions, scenario: &Path) -> Result<String, App
             outcome.resumed, outcome.answered, outcome.failed, outcome.persisted, outcome.lost
         ));
     }
-    let jobs = load_scenario(scenario)?.workload.jobs;
     lines.push_str(&format!(
         "  jobs lost: {} of {jobs} (answered {} + failed {} across both runs)\n",
         u64::from(jobs).saturating_sub(totals.0 + totals.1),

@@ -8,8 +8,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use llmr_worker::app::{self, ScenarioRun};
 use llmr_worker::engine::EngineChoice;
@@ -157,27 +155,6 @@ fn sigterm_persists_and_the_next_start_resumes() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A sink that cancels the run once it has written `after` `job_done` lines.
-struct CancelAfter {
-    done: Arc<AtomicUsize>,
-    after: usize,
-    cancel: CancelHandle,
-}
-
-impl Write for CancelAfter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if String::from_utf8_lossy(buf).contains("\"job_done\"")
-            && self.done.fetch_add(1, Ordering::SeqCst) + 1 == self.after
-        {
-            self.cancel.cancel("cancel");
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn the_in_process_cancel_handle_persists_and_resumes() {
     let dir = temp_dir("cancel");
@@ -202,11 +179,11 @@ fn the_in_process_cancel_handle_persists_and_resumes() {
     let cancel = CancelHandle::new();
     let first = run(
         cancel.clone(),
-        Some(Box::new(CancelAfter {
-            done: Arc::new(AtomicUsize::new(0)),
-            after: 15,
+        Some(Box::new(app::CancelAfterDone::new(
+            std::io::sink(),
+            15,
             cancel,
-        })),
+        ))),
     );
     assert!(first.persisted > 0);
     assert_eq!(first.lost, 0);
