@@ -65,6 +65,14 @@ pub fn unknown_model(model: &str) -> Canned {
     )
 }
 
+/// 500 when the mock itself failed (it should not; a typed answer instead of a dropped request).
+pub fn internal_error(message: &str) -> Canned {
+    Canned::new(
+        500,
+        json!({"error": {"message": message, "code": 500}, "user_id": USER_ID}),
+    )
+}
+
 /// 404 for a path the mock does not serve.
 pub fn not_found(path: &str) -> Canned {
     Canned::new(
@@ -265,4 +273,109 @@ pub fn usage(prompt_tokens: u64, completion_tokens: u64, cost: f64) -> Value {
         "is_byok": false,
         "prompt_tokens_details": {"cached_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": 0}})
+}
+
+#[cfg(test)]
+mod tests {
+    //! The core's classifier over every canned error body: each must classify as the kind the
+    //! scenario README promises (the live-server versions are in `tests/faults.rs`).
+
+    use super::*;
+    use llm_resilience::{Classification, ErrorKind, classify_response};
+
+    fn classify(c: &Canned) -> Classification {
+        let headers: Vec<(&str, &str)> = c
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        classify_response(
+            Some(c.status),
+            &headers,
+            c.body.to_string().as_bytes(),
+            None,
+        )
+    }
+
+    #[test]
+    fn every_fault_body_classifies_as_intended() {
+        let cases: Vec<(Canned, ErrorKind, bool)> = vec![
+            (outage(503, "OpenAI"), ErrorKind::Unavailable, true),
+            (outage(502, "OpenAI"), ErrorKind::Unavailable, true),
+            (
+                rate_limit("openai/gpt-4o-mini", "OpenAI", 2, 0),
+                ErrorKind::RateLimited,
+                true,
+            ),
+            (overloaded("Anthropic"), ErrorKind::Overloaded, true),
+            (gateway_timeout(true), ErrorKind::Timeout, true),
+            (gateway_timeout(false), ErrorKind::Timeout, true),
+            (
+                stream_error_unstreamed("OpenAI"),
+                ErrorKind::Unavailable,
+                true,
+            ),
+            (
+                context_overflow(16_000, 18_000, 512),
+                ErrorKind::ContextOverflow,
+                false,
+            ),
+            (
+                insufficient_credits(512, 300),
+                ErrorKind::QuotaExhausted,
+                false,
+            ),
+            (
+                insufficient_credits(512, 0),
+                ErrorKind::QuotaExhausted,
+                false,
+            ),
+            (
+                moderation("openai/gpt-4o-mini", "OpenAI", "x"),
+                ErrorKind::Moderation,
+                false,
+            ),
+            (unauthorized(), ErrorKind::Auth, false),
+        ];
+        for (canned, kind, retryable) in cases {
+            let c = classify(&canned);
+            assert_eq!(c.kind, kind, "{}: {c:?}", canned.body);
+            assert_eq!(c.retryable, retryable, "{}: {c:?}", canned.body);
+        }
+    }
+
+    #[test]
+    fn hints_and_numbers_are_readable() {
+        let c = classify(&rate_limit("openai/gpt-4o-mini", "OpenAI", 2, 0));
+        assert_eq!(c.retry_after_ms, Some(2000));
+        assert_eq!(c.provider.as_deref(), Some("OpenAI"));
+        let c = classify(&context_overflow(16_000, 18_000, 512));
+        assert_eq!(c.limit_tokens, Some(16_000));
+        assert_eq!(c.requested_tokens, Some(18_512));
+        let body = insufficient_credits(512, 300).body;
+        let text = body["error"]["message"].as_str().unwrap_or_default();
+        let a = llm_resilience::credits::suggest_max_tokens(text);
+        assert_eq!(a.map(|a| a.affordable_tokens), Some(300));
+        let body = insufficient_credits(512, 0).body;
+        let text = body["error"]["message"].as_str().unwrap_or_default();
+        assert_eq!(llm_resilience::credits::suggest_max_tokens(text), None);
+    }
+
+    #[test]
+    fn midstream_error_chunk_classifies_as_its_error() {
+        let text = format!(
+            "{}{}",
+            content_event("gen-1", "openai/gpt-4o-mini", "OpenAI", 1, "Halo kak "),
+            midstream_error_event("gen-1", "openai/gpt-4o-mini", "OpenAI", 1)
+        );
+        let c = classify_response(
+            Some(200),
+            &[("content-type", "text/event-stream")],
+            text.as_bytes(),
+            None,
+        );
+        assert_eq!(c.kind, ErrorKind::ServerError, "{c:?}");
+        assert_eq!(c.code.as_deref(), Some("server_error"));
+        assert!(c.retryable);
+    }
 }

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use mock_openrouter::{MockServer, Scenario};
+use tokio::signal::unix::SignalKind;
 
 const USAGE: &str = "usage: mock-openrouter --scenario FILE [--addr 127.0.0.1:0]";
 
@@ -34,6 +35,20 @@ fn parse_args() -> Result<(String, SocketAddr), String> {
     Ok((scenario, addr))
 }
 
+/// A signal stream, or `None` when it cannot be installed (then only stdin stops the mock).
+fn signal(kind: SignalKind) -> Option<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(kind).ok()
+}
+
+async fn wait_for(signal: &mut Option<tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let (path, addr) = match parse_args() {
@@ -50,6 +65,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The handlers are installed before the port is announced: a parent that signals right
+    // after reading the line must find them in place (else the default action kills us).
+    let mut sigint = signal(SignalKind::interrupt());
+    let mut sigterm = signal(SignalKind::terminate());
     let mock = match MockServer::start(scenario, addr).await {
         Ok(m) => m,
         Err(e) => {
@@ -85,17 +104,9 @@ async fn main() -> ExitCode {
     let stdin_closed = async {
         let _ = closed_rx.await;
     };
-    let sigterm = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = sigterm => {}
+        _ = wait_for(&mut sigint) => {}
+        _ = wait_for(&mut sigterm) => {}
         _ = stdin_closed => {}
     }
     mock.shutdown().await;

@@ -60,8 +60,7 @@ impl Rng {
         self.unit() < p
     }
 
-    /// One element of a non-empty slice (the first when empty is impossible by construction;
-    /// an empty slice gives `None`).
+    /// One element of a slice, uniformly; `None` for an empty slice.
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
         if items.is_empty() {
             return None;

@@ -90,6 +90,9 @@ pub struct Stats {
     pub completion_tokens: u64,
     /// USD spent since the clock started.
     pub spend_usd: f64,
+    /// Connections reset on purpose (TCP RST), before a response or mid-stream (the same
+    /// number as `faults["reset"]`, kept apart for readers that only want the network count).
+    pub resets: u64,
     /// Requests refused with 401.
     pub unauthorized: u64,
     /// `POST /mock/reset` calls since the server started (not cleared by a reset).
@@ -142,6 +145,9 @@ impl Shared {
 pub struct MockServer;
 
 /// A running mock: its address, its statistics, and the way to stop it.
+///
+/// Dropping the handle stops the server too (its stop channel closes), so a test that fails
+/// half-way leaves no listener behind; [`MockHandle::shutdown`] also waits for it to end.
 #[derive(Debug)]
 pub struct MockHandle {
     addr: SocketAddr,
@@ -485,7 +491,7 @@ async fn chat(req: Request<Incoming>, shared: Arc<Shared>, ctl: Arc<ConnCtl>) ->
             )));
         }
     };
-    let request: ChatRequest = match serde_json::from_slice(&body) {
+    let mut request: ChatRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => return canned(&bodies::bad_request(&format!("Invalid JSON body: {e}"))),
     };
@@ -525,7 +531,23 @@ async fn chat(req: Request<Incoming>, shared: Arc<Shared>, ctl: Arc<ConnCtl>) ->
     let latency = lo + ((hi - lo) as f64 * rng::unit_from(seed, seq, DRAW_LATENCY)) as u64;
 
     // Intrinsic checks first, as OpenRouter validates a request before routing it.
-    let counted = Counter::get().messages(&request.messages);
+    // Counting a long conversation takes a while: off the runtime's threads, so a mock inside a
+    // single-threaded test runtime keeps serving (and the worker's timers keep running).
+    let messages = std::mem::take(&mut request.messages);
+    let (messages, counted) = match tokio::task::spawn_blocking(move || {
+        let n = Counter::get().messages(&messages);
+        (messages, n)
+    })
+    .await
+    {
+        Ok(done) => done,
+        Err(e) => {
+            return canned(&bodies::internal_error(&format!(
+                "token counting failed: {e}"
+            )));
+        }
+    };
+    request.messages = messages;
     let prompt_tokens = counted * u64::from(spec.token_ratio_percent) / 100;
     let intrinsic = if prompt_tokens + max_tokens > spec.context_window {
         Some(bodies::context_overflow(
@@ -599,6 +621,7 @@ async fn chat(req: Request<Incoming>, shared: Arc<Shared>, ctl: Arc<ConnCtl>) ->
             {
                 let mut st = shared.lock();
                 *st.stats.faults.entry("reset".to_string()).or_default() += 1;
+                st.stats.resets += 1;
                 *st.stats.errors_per_model.entry(model.clone()).or_default() += 1;
             }
             ctl.pull();
@@ -686,6 +709,7 @@ async fn chat(req: Request<Incoming>, shared: Arc<Shared>, ctl: Arc<ConnCtl>) ->
                 {
                     let mut st = stream_shared.lock();
                     *st.stats.faults.entry("reset".to_string()).or_default() += 1;
+                    st.stats.resets += 1;
                     *st.stats
                         .ok_per_model
                         .entry(stream_model.clone())
@@ -694,6 +718,9 @@ async fn chat(req: Request<Incoming>, shared: Arc<Shared>, ctl: Arc<ConnCtl>) ->
                 // Let the chunks already written reach the client before the RST.
                 sleep_ms(CHUNK_GAP_MS * 2).await;
                 ctl.pull();
+                // Keep the body open until the connection is gone: ending it here would let
+                // hyper finish the chunked body cleanly before the reset.
+                tx.closed().await;
             }
             _ => {
                 let ev =

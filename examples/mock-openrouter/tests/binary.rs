@@ -54,6 +54,30 @@ async fn serves_until_stdin_closes() {
 }
 
 #[test]
+fn stops_on_sigterm() {
+    let mut child = Command::new(BIN)
+        .arg("--scenario")
+        .arg(scenario_path("mixed.json"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("first line");
+    assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
+    // stdin stays open: only the signal can stop it.
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = child.wait().expect("exits");
+    assert!(status.success(), "{status}");
+}
+
+#[test]
 fn bad_scenario_exits_2_with_the_problems() {
     let dir = std::env::temp_dir().join(format!("mock-openrouter-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp");

@@ -307,3 +307,18 @@ async fn shutdown_stops_serving() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn dropping_the_handle_stops_serving() {
+    let mock = start(plain()).await;
+    let url = mock.url();
+    drop(mock);
+    let fresh = client();
+    assert!(
+        fresh
+            .get(format!("{url}/api/v1/models"))
+            .send()
+            .await
+            .is_err()
+    );
+}

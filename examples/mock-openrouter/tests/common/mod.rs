@@ -26,7 +26,7 @@ pub fn scenario(extra: &[(&str, Value)], faults: Value, account: Value) -> Scena
     let doc = json!({
         "name": "test", "description": "integration test", "seed": 5,
         "models": models, "account": account,
-        "workload": {"jobs": 20, "sessions": 5, "arrival_ms": 1000, "long_share": 0.3,
+        "workload": {"jobs": 20, "sessions": 5, "arrival_ms": 1000, "long_share": 0.1,
             "stream_share": 0.5, "flagged_share": 0.2, "indonesian_share": 0.5},
         "faults": faults
     });
