@@ -1,0 +1,1004 @@
+//! The worker loop: jobs arrive, wait for their session's rate limit, pick a model, trim, send,
+//! and let the policy engine decide about every failure.
+//!
+//! Why the fallback order is the policy's `models` list: the first model is the one the bot is
+//! tuned for; the next ones are only used while the first one's breaker refuses calls, so a
+//! provider outage costs a few calls (the ones that open the breaker) instead of one per
+//! message, and traffic goes back to the first model as soon as a probe succeeds.
+//!
+//! Why a service-wide retry budget (inside the engine): when everything fails at once, per-call
+//! retry limits still multiply the load by the retry count; the budget caps retries to a share
+//! of the traffic, so an outage is not made worse by the clients.
+//!
+//! Shutdown: a cancel (SIGINT/SIGTERM in the binary, [`CancelHandle::cancel`] in-process)
+//! stops taking jobs, lets in-flight jobs finish for `shutdown_grace_ms`, then cancels the rest
+//! at their next await (releasing their breaker permits). Every job the run took is then
+//! answered, failed or persisted; `lost` is computed from those counts, not assumed.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use llm_resilience::breaker::{Outcome, Permit, State};
+use llm_resilience::chat::{Message, Role};
+use llm_resilience::context::{ContextBudget, ContextError, TrimInput};
+use llm_resilience::credits::AlertState;
+use llm_resilience::ratelimit::Verdict;
+use llm_resilience::retry::{Decision, GiveUpReason};
+use llm_resilience::{Classification, ClassifyInput, ErrorKind};
+use mock_openrouter::workload::{Job, Jobs};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::client::{CallResult, Client, Stopwatch};
+use crate::engine::{Engine, EngineChoice, EngineConfig, EngineError, job_seed};
+use crate::events::{Event, EventBody};
+use crate::log::EventLog;
+use crate::policy::Policy;
+use crate::state::{self, PersistedJob, SavedState};
+
+/// How long to wait before asking again a breaker that gives no time (forced open), ms.
+const RECHECK_MS: u64 = 1_000;
+
+/// Stops a run from another task: the binary's signal handler, or the demo.
+#[derive(Debug, Clone)]
+pub struct CancelHandle {
+    tx: Arc<watch::Sender<Option<String>>>,
+}
+
+impl Default for CancelHandle {
+    fn default() -> Self {
+        CancelHandle::new()
+    }
+}
+
+impl CancelHandle {
+    /// A handle nobody has cancelled yet.
+    pub fn new() -> CancelHandle {
+        CancelHandle {
+            tx: Arc::new(watch::channel(None).0),
+        }
+    }
+
+    /// Asks the run to stop; `signal` names why (`SIGINT`, `SIGTERM`, `cancel`). The first
+    /// request wins.
+    pub fn cancel(&self, signal: &str) {
+        self.tx.send_if_modified(|s| {
+            if s.is_none() {
+                *s = Some(signal.to_string());
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    fn subscribe(&self) -> watch::Receiver<Option<String>> {
+        self.tx.subscribe()
+    }
+}
+
+/// What to run.
+pub struct RunOptions {
+    /// The workload (system prompt, documents, jobs).
+    pub jobs: Jobs,
+    /// The policy file.
+    pub policy: Policy,
+    /// Run the naive baseline instead of the policy.
+    pub naive: bool,
+    /// Which engine to build.
+    pub engine: EngineChoice,
+    /// The API base URL (`…/api/v1`).
+    pub base_url: String,
+    /// The API key (only ever sent in the `Authorization` header).
+    pub api_key: String,
+    /// Where the JSON Lines go (`None`: kept in memory only).
+    pub events: Option<Box<dyn std::io::Write + Send>>,
+    /// Where to persist and resume.
+    pub state_dir: Option<PathBuf>,
+    /// Show the progress bar (when stderr is a terminal).
+    pub progress: bool,
+    /// Stops the run.
+    pub cancel: CancelHandle,
+    /// Take at most this many jobs from the queue.
+    pub max_jobs: Option<usize>,
+    /// A mock's `POST /mock/reset` URL: called right before the first job is taken, so the
+    /// scenario's clock (fault windows, arrivals) starts with the run's, however long the
+    /// engine took to load.
+    pub mock_reset: Option<String>,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("scenario", &self.jobs.scenario)
+            .field("naive", &self.naive)
+            .field("engine", &self.engine)
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    /// Every event of the run.
+    pub events: Vec<Event>,
+    /// Jobs answered.
+    pub answered: u64,
+    /// Jobs failed for good.
+    pub failed: u64,
+    /// Jobs persisted for the next start.
+    pub persisted: u64,
+    /// Jobs neither finished nor persisted.
+    pub lost: u64,
+    /// Jobs resumed from a previous run.
+    pub resumed: u64,
+    /// A write error of the event sink, if one happened.
+    pub log_error: Option<String>,
+}
+
+/// Why a run could not start or finish its bookkeeping.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The engine could not be built.
+    #[error("engine: {0}")]
+    Engine(#[from] EngineError),
+    /// The HTTP client failed before the jobs started.
+    #[error("{0}")]
+    Client(#[from] crate::client::ClientError),
+    /// The state directory could not be read or written.
+    #[error("{0}")]
+    State(#[from] state::StateError),
+    /// The state belongs to another scenario.
+    #[error("state directory holds jobs of scenario {found}, not {expected}")]
+    OtherScenario {
+        /// The scenario asked for.
+        expected: String,
+        /// The state's.
+        found: String,
+    },
+    /// A model of the policy is not served.
+    #[error("model {0} is not in GET /models")]
+    UnknownModel(String),
+}
+
+/// Everything a job task shares.
+struct Ctx {
+    engine: Box<dyn Engine>,
+    client: Client,
+    policy: Policy,
+    log: Arc<EventLog>,
+    system: String,
+    documents: Vec<String>,
+    budgets: HashMap<String, ContextBudget>,
+    clock_start: Instant,
+    clock_base: u64,
+    hard_cancel: watch::Receiver<bool>,
+    breaker_seen: Mutex<HashMap<String, State>>,
+    results: Mutex<Results>,
+    progress: indicatif::ProgressBar,
+}
+
+#[derive(Default)]
+struct Results {
+    answered: u64,
+    failed: u64,
+    unfinished: Vec<PersistedJob>,
+}
+
+/// The job was cancelled at an await point.
+struct Cancelled;
+
+enum JobEnd {
+    Answered,
+    Failed,
+    Unfinished(PersistedJob),
+}
+
+impl Ctx {
+    /// The engine clock: continues from the previous run's state.
+    fn now(&self) -> u64 {
+        self.clock_base + u64::try_from(self.clock_start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn emit(&self, body: EventBody) {
+        self.log.emit(body);
+    }
+
+    /// Runs `fut` unless the hard cancel comes first.
+    async fn cancellable<T>(
+        &self,
+        fut: impl std::future::Future<Output = T>,
+    ) -> Result<T, Cancelled> {
+        let mut rx = self.hard_cancel.clone();
+        tokio::select! {
+            biased;
+            _ = rx.wait_for(|c| *c) => Err(Cancelled),
+            v = fut => Ok(v),
+        }
+    }
+
+    async fn sleep(&self, ms: u64) -> Result<(), Cancelled> {
+        self.cancellable(tokio::time::sleep(Duration::from_millis(ms)))
+            .await
+    }
+
+    /// Logs `model`'s breaker transitions since it was last looked at.
+    fn note_breaker(&self, model: &str) {
+        let Ok(Some(now_state)) = self.engine.breaker_state(model, self.now()) else {
+            return;
+        };
+        let mut seen = self.breaker_seen.lock().unwrap_or_else(|p| p.into_inner());
+        let before = seen
+            .insert(model.to_string(), now_state)
+            .unwrap_or(State::Closed);
+        if before != now_state {
+            self.emit(EventBody::Breaker {
+                model: model.to_string(),
+                from: before.as_str().into(),
+                to: now_state.as_str().into(),
+            });
+        }
+    }
+
+    fn finish(&self, end: JobEnd) {
+        let mut r = self.results.lock().unwrap_or_else(|p| p.into_inner());
+        match end {
+            JobEnd::Answered => r.answered += 1,
+            JobEnd::Failed => r.failed += 1,
+            JobEnd::Unfinished(j) => {
+                r.unfinished.push(j);
+                return;
+            }
+        }
+        self.progress.inc(1);
+    }
+}
+
+fn role(name: &str) -> Role {
+    match name {
+        "system" => Role::System,
+        "assistant" => Role::Assistant,
+        "tool" => Role::Tool,
+        _ => Role::User,
+    }
+}
+
+fn unix_ms() -> Option<u64> {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| u64::try_from(d.as_millis()).ok())
+}
+
+/// A give-up reason as one short line.
+fn reason_text(reason: &GiveUpReason) -> String {
+    match reason {
+        GiveUpReason::Permanent { kind } => format!("permanent: {}", kind.as_str()),
+        GiveUpReason::AttemptsExhausted { kind, retries } => {
+            format!(
+                "attempts exhausted: {} after {retries} retries",
+                kind.as_str()
+            )
+        }
+        GiveUpReason::BudgetExhausted => "retry budget exhausted".into(),
+        GiveUpReason::WaitTooLong {
+            wait_ms,
+            ceiling_ms,
+        } => {
+            format!("wait too long: {wait_ms} ms > {ceiling_ms} ms")
+        }
+        GiveUpReason::Deadline { .. } => "deadline".into(),
+        GiveUpReason::CannotShrink => "cannot shrink".into(),
+    }
+}
+
+/// A failed attempt, classified.
+struct Failure {
+    class: Classification,
+    /// The body or chunk text (for a 402's "can only afford").
+    text: String,
+}
+
+/// The job's live counters.
+struct Progress {
+    pj: PersistedJob,
+    model: Option<String>,
+}
+
+impl Progress {
+    fn done(&self, ctx: &Ctx, answered: bool, kind: Option<&str>) -> JobEnd {
+        ctx.emit(EventBody::JobDone {
+            job: self.pj.job.id.clone(),
+            session: self.pj.job.session.clone(),
+            long: self.pj.job.long,
+            outcome: if answered { "answered" } else { "failed" }.into(),
+            kind: kind.map(str::to_string),
+            attempts: self.pj.attempts,
+            retries: self.pj.retries,
+            shrinks: self.pj.shrinks,
+            model: self.model.clone(),
+        });
+        if answered {
+            JobEnd::Answered
+        } else {
+            JobEnd::Failed
+        }
+    }
+
+    fn decision(
+        &self,
+        ctx: &Ctx,
+        decision: &str,
+        after_ms: Option<u64>,
+        target: Option<u64>,
+        reason: Option<String>,
+    ) {
+        ctx.emit(EventBody::Decision {
+            job: self.pj.job.id.clone(),
+            attempt: self.pj.attempts,
+            decision: decision.into(),
+            after_ms,
+            target_tokens: target,
+            reason,
+        });
+    }
+}
+
+/// Sends one request and logs it; `Ok(None)` is an answer.
+async fn attempt(
+    ctx: &Ctx,
+    p: &mut Progress,
+    model: &str,
+    messages: &[Message],
+    max_tokens: u64,
+    tokens: u64,
+) -> Result<Option<Failure>, Cancelled> {
+    p.pj.attempts += 1;
+    p.model = Some(model.to_string());
+    let job = &p.pj.job;
+    ctx.emit(EventBody::Request {
+        job: job.id.clone(),
+        session: job.session.clone(),
+        model: model.to_string(),
+        attempt: p.pj.attempts,
+        stream: job.stream,
+        max_tokens,
+        tokens,
+    });
+    let watch = Stopwatch::start();
+    let result = ctx
+        .cancellable(ctx.client.chat(model, messages, max_tokens, job.stream))
+        .await?;
+    let latency_ms = watch.ms();
+    let (status, fault, class, text) = match result {
+        CallResult::Answer { status, fault, .. } => {
+            ctx.emit(EventBody::Response {
+                job: job.id.clone(),
+                model: model.to_string(),
+                attempt: p.pj.attempts,
+                status: Some(status),
+                ok: true,
+                latency_ms,
+                fault,
+                kind: None,
+                retryable: None,
+                retry_after_ms: None,
+                message: None,
+            });
+            return Ok(None);
+        }
+        CallResult::Failed {
+            status,
+            headers,
+            body,
+            fault,
+        } => {
+            let pairs: Vec<(&str, &str)> = headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let class = ctx.engine.classify(&ClassifyInput {
+                status: Some(status),
+                headers: &pairs,
+                body: &body,
+                transport: None,
+                wall_clock_ms: unix_ms(),
+            });
+            (
+                Some(status),
+                fault,
+                class,
+                String::from_utf8_lossy(&body).into_owned(),
+            )
+        }
+        CallResult::Transport { message, fault, .. } => {
+            let class = ctx.engine.classify(&ClassifyInput {
+                transport: Some(&message),
+                wall_clock_ms: unix_ms(),
+                ..ClassifyInput::default()
+            });
+            (None, fault, class, String::new())
+        }
+    };
+    let class = class.unwrap_or_else(|e| Classification {
+        kind: ErrorKind::Unknown,
+        retryable: false,
+        retry_after_ms: None,
+        limit_tokens: None,
+        requested_tokens: None,
+        provider: None,
+        code: None,
+        error_type: None,
+        message: ctx.engine.redact(&e.to_string()),
+    });
+    ctx.emit(EventBody::Response {
+        job: job.id.clone(),
+        model: model.to_string(),
+        attempt: p.pj.attempts,
+        status,
+        ok: false,
+        latency_ms,
+        fault,
+        kind: Some(class.kind.as_str().into()),
+        retryable: Some(class.retryable),
+        retry_after_ms: class.retry_after_ms,
+        message: Some(class.message.clone()),
+    });
+    Ok(Some(Failure { class, text }))
+}
+
+/// The policy's job: limiter, breaker-guided model choice, trim, send, decide.
+async fn job_ours(ctx: &Ctx, pj: PersistedJob) -> JobEnd {
+    let mut p = Progress { pj, model: None };
+    match job_ours_inner(ctx, &mut p).await {
+        Ok(end) => end,
+        Err(Cancelled) => JobEnd::Unfinished(p.pj),
+    }
+}
+
+fn engine_failed(ctx: &Ctx, p: &Progress, e: &EngineError) -> JobEnd {
+    eprintln!(
+        "llmr-worker: job {}: {}",
+        p.pj.job.id,
+        ctx.engine.redact(&e.to_string())
+    );
+    p.done(ctx, false, Some("engine-error"))
+}
+
+async fn job_ours_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled> {
+    let job = p.pj.job.clone();
+    // The session's rate limit: defer until it admits the message.
+    loop {
+        match ctx.engine.limiter_check(&job.session, ctx.now()) {
+            Ok(Verdict::Allowed { .. }) => break,
+            Ok(Verdict::Denied { retry_in_ms }) => {
+                ctx.emit(EventBody::Deferred {
+                    job: job.id.clone(),
+                    session: job.session.clone(),
+                    wait_ms: retry_in_ms,
+                });
+                ctx.sleep(retry_in_ms.max(1)).await?;
+            }
+            Err(e) => return Ok(engine_failed(ctx, p, &e)),
+        }
+    }
+    let mut call = match ctx.engine.start_call(ctx.now(), job_seed(&job.id)) {
+        Ok(c) => c,
+        Err(e) => return Ok(engine_failed(ctx, p, &e)),
+    };
+    let history: Vec<Message> = job
+        .history
+        .iter()
+        .map(|m| Message::new(role(&m.role), m.content.clone()))
+        .collect();
+    let latest = Message::new(Role::User, job.message.clone());
+    let input = TrimInput {
+        system: &ctx.system,
+        documents: &ctx.documents,
+        history: &history,
+        latest: &latest,
+        tools: &[],
+    };
+    let first = ctx.policy.models[0].clone();
+    let mut max_tokens = ctx.policy.max_tokens;
+    let mut lowered = false;
+    let mut shrunk: HashMap<String, ContextBudget> = HashMap::new();
+    loop {
+        // The first model whose breaker admits the call.
+        let (model, permit) = loop {
+            let mut soonest: Option<u64> = None;
+            let mut chosen: Option<(String, Permit)> = None;
+            for m in &ctx.policy.models {
+                let admitted = ctx.engine.breaker_acquire(m, ctx.now());
+                ctx.note_breaker(m);
+                match admitted {
+                    Ok(Ok(permit)) => {
+                        chosen = Some((m.clone(), permit));
+                        break;
+                    }
+                    Ok(Err(rejected)) => {
+                        let retry_in_ms = rejected.retry_in_ms.unwrap_or(RECHECK_MS);
+                        ctx.emit(EventBody::Rejected {
+                            job: job.id.clone(),
+                            model: m.clone(),
+                            retry_in_ms,
+                        });
+                        soonest = Some(soonest.map_or(retry_in_ms, |s| s.min(retry_in_ms)));
+                    }
+                    Err(e) => return Ok(engine_failed(ctx, p, &e)),
+                }
+            }
+            if let Some(c) = chosen {
+                break c;
+            }
+            ctx.sleep(soonest.unwrap_or(1).max(1)).await?;
+        };
+        if model != first {
+            p.decision(
+                ctx,
+                "fallback",
+                None,
+                None,
+                Some(format!("breaker of {first} refused; using {model}")),
+            );
+        }
+        let release = |outcome: Outcome| {
+            if let Err(e) = ctx
+                .engine
+                .breaker_record(&model, permit, outcome, ctx.now())
+            {
+                eprintln!(
+                    "llmr-worker: breaker: {}",
+                    ctx.engine.redact(&e.to_string())
+                );
+            }
+            ctx.note_breaker(&model);
+        };
+        // Build and trim the context for this model's window.
+        let Some(budget) = shrunk
+            .get(&model)
+            .or_else(|| ctx.budgets.get(&model))
+            .cloned()
+        else {
+            release(Outcome::Ignored);
+            return Ok(p.done(ctx, false, Some("not-found")));
+        };
+        let trimmed = match ctx.engine.trim(&budget, &input) {
+            Ok(Ok(t)) => t,
+            Ok(Err(e)) => {
+                release(Outcome::Ignored);
+                let kind = match e {
+                    ContextError::DoesNotFit { .. } => "context-overflow",
+                    _ => "invalid-request",
+                };
+                p.decision(
+                    ctx,
+                    "give-up",
+                    None,
+                    None,
+                    Some(ctx.engine.redact(&e.to_string())),
+                );
+                return Ok(p.done(ctx, false, Some(kind)));
+            }
+            Err(e) => {
+                release(Outcome::Ignored);
+                return Ok(engine_failed(ctx, p, &e));
+            }
+        };
+        let (whole, cut, dropped) = trimmed.report.tally();
+        let tokens = trimmed.report.tokens_after;
+        ctx.emit(EventBody::Trim {
+            job: job.id.clone(),
+            model: model.clone(),
+            budget_tokens: budget.limit_tokens(),
+            tokens,
+            kept: (whole + cut) as u64,
+            dropped: dropped as u64,
+            cut: cut as u64,
+        });
+        let sent = match attempt(ctx, p, &model, &trimmed.messages, max_tokens, tokens).await {
+            Ok(s) => s,
+            Err(Cancelled) => {
+                release(Outcome::Ignored);
+                return Err(Cancelled);
+            }
+        };
+        let Some(failure) = sent else {
+            release(Outcome::Success);
+            return Ok(p.done(ctx, true, None));
+        };
+        let class = &failure.class;
+        release(Outcome::Failure {
+            kind: class.kind,
+            retry_after_ms: class.retry_after_ms,
+        });
+        // A 402 that says what is affordable: retry once with the core's max_tokens.
+        if class.kind == ErrorKind::QuotaExhausted && !lowered {
+            lowered = true;
+            match ctx.engine.suggest_max_tokens(&failure.text) {
+                Ok(Some(a)) => {
+                    if let Some(s) = a.suggested_max_tokens.filter(|&s| s > 0 && s < max_tokens) {
+                        max_tokens = s;
+                        p.pj.retries += 1;
+                        p.decision(ctx, "lower-max-tokens", Some(0), Some(s), None);
+                        continue;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => return Ok(engine_failed(ctx, p, &e)),
+            }
+        }
+        let decision = match ctx.engine.decide(&mut call, class, ctx.now(), Some(tokens)) {
+            Ok(d) => d,
+            Err(e) => return Ok(engine_failed(ctx, p, &e)),
+        };
+        match decision {
+            Decision::Retry { after_ms, .. } => {
+                p.pj.retries += 1;
+                p.decision(ctx, "retry", Some(after_ms), None, None);
+                ctx.sleep(after_ms).await?;
+            }
+            Decision::ShrinkContext {
+                target_tokens,
+                after_ms,
+                ..
+            } => match ctx.engine.next_budget(class, &budget, Some(tokens)) {
+                Ok(Ok(next)) => {
+                    shrunk.insert(model.clone(), next);
+                    p.pj.retries += 1;
+                    p.pj.shrinks += 1;
+                    p.decision(ctx, "shrink", Some(after_ms), Some(target_tokens), None);
+                    ctx.sleep(after_ms).await?;
+                }
+                Ok(Err(e)) => {
+                    p.decision(
+                        ctx,
+                        "give-up",
+                        None,
+                        None,
+                        Some(ctx.engine.redact(&e.to_string())),
+                    );
+                    return Ok(p.done(ctx, false, Some(class.kind.as_str())));
+                }
+                Err(e) => return Ok(engine_failed(ctx, p, &e)),
+            },
+            Decision::GiveUp { reason } => {
+                p.decision(ctx, "give-up", None, None, Some(reason_text(&reason)));
+                return Ok(p.done(ctx, false, Some(class.kind.as_str())));
+            }
+        }
+    }
+}
+
+/// The naive baseline: first model, last N history messages, every error retried a fixed
+/// number of times after a fixed wait.
+async fn job_naive(ctx: &Ctx, pj: PersistedJob) -> JobEnd {
+    let mut p = Progress { pj, model: None };
+    match job_naive_inner(ctx, &mut p).await {
+        Ok(end) => end,
+        Err(Cancelled) => JobEnd::Unfinished(p.pj),
+    }
+}
+
+async fn job_naive_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled> {
+    let naive = ctx.policy.naive.clone();
+    let job = p.pj.job.clone();
+    let model = ctx.policy.models[0].clone();
+    let mut keep = naive.history_messages;
+    let mut tries_left = naive.retries;
+    loop {
+        let mut messages = vec![Message::new(Role::System, ctx.system.clone())];
+        messages.extend(
+            ctx.documents
+                .iter()
+                .map(|d| Message::new(Role::System, d.clone())),
+        );
+        let skip = job.history.len().saturating_sub(keep);
+        messages.extend(
+            job.history[skip..]
+                .iter()
+                .map(|m| Message::new(role(&m.role), m.content.clone())),
+        );
+        messages.push(Message::new(Role::User, job.message.clone()));
+        // Counted for the log only: the naive worker does not budget tokens.
+        let tokens = ctx.engine.count_messages(&messages).unwrap_or(0);
+        let Some(failure) =
+            attempt(ctx, p, &model, &messages, ctx.policy.max_tokens, tokens).await?
+        else {
+            return Ok(p.done(ctx, true, None));
+        };
+        let kind = failure.class.kind;
+        if tries_left == 0 {
+            p.decision(ctx, "give-up", None, None, Some("retries exhausted".into()));
+            return Ok(p.done(ctx, false, Some(kind.as_str())));
+        }
+        tries_left -= 1;
+        p.pj.retries += 1;
+        if kind == ErrorKind::ContextOverflow {
+            keep = keep.min(naive.history_messages_after_overflow);
+            p.pj.shrinks += 1;
+            p.decision(ctx, "shrink", Some(naive.backoff_ms), None, None);
+        } else {
+            p.decision(ctx, "retry", Some(naive.backoff_ms), None, None);
+        }
+        ctx.sleep(naive.backoff_ms).await?;
+    }
+}
+
+/// Polls the key's credit and feeds the monitor until `stop`.
+async fn poll_credits(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
+    let every = Duration::from_millis(ctx.policy.credit_poll_ms);
+    loop {
+        match ctx.client.key().await {
+            Ok(body) => match ctx.engine.credit_observe(&body, ctx.now()) {
+                Ok(alerts) => {
+                    for a in alerts {
+                        ctx.emit(EventBody::Alert {
+                            alert: a.alert.as_str().into(),
+                            state: match a.state {
+                                AlertState::Fired => "raised",
+                                AlertState::Resolved => "cleared",
+                            }
+                            .into(),
+                            value: a.value.unwrap_or(a.threshold),
+                        });
+                    }
+                }
+                Err(e) => eprintln!(
+                    "llmr-worker: credits: {}",
+                    ctx.engine.redact(&e.to_string())
+                ),
+            },
+            Err(e) => eprintln!(
+                "llmr-worker: credits: {}",
+                ctx.engine.redact(&e.to_string())
+            ),
+        }
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// Runs the jobs to the end, or until cancelled; persists what is left when a state directory
+/// is given.
+pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
+    let RunOptions {
+        jobs,
+        policy,
+        naive,
+        engine,
+        base_url,
+        api_key,
+        events,
+        state_dir,
+        progress,
+        cancel,
+        max_jobs,
+        mock_reset,
+    } = opts;
+    let scenario = jobs.scenario.clone();
+    let saved = match &state_dir {
+        Some(dir) => state::load(dir)?,
+        None => None,
+    };
+    // Resume the persisted jobs first; with none pending, take the scenario's queue afresh.
+    let (queue, resumed, clock_base, snapshots) = match saved {
+        Some(s) if !s.jobs.is_empty() => {
+            if s.scenario != scenario {
+                return Err(RunError::OtherScenario {
+                    expected: scenario,
+                    found: s.scenario,
+                });
+            }
+            let n = s.jobs.len() as u64;
+            let queue: Vec<PersistedJob> = s
+                .jobs
+                .into_iter()
+                .map(|mut j| {
+                    j.job.arrive_ms = 0;
+                    j
+                })
+                .collect();
+            (queue, n, s.clock_ms, s.snapshots)
+        }
+        Some(s) => (fresh(&jobs.jobs, max_jobs), 0, s.clock_ms, s.snapshots),
+        None => (fresh(&jobs.jobs, max_jobs), 0, 0, None),
+    };
+    let engine = engine.build(&EngineConfig::from_policy(&policy), snapshots.as_ref())?;
+    if snapshots.is_some() {
+        // Read back from the engine itself: what it now holds, not what the file said.
+        let held = engine.snapshot()?;
+        eprintln!(
+            "llmr-worker: restored state: {} breakers, {} limiter sessions; resuming {resumed} jobs",
+            held.breakers
+                .get("breakers")
+                .and_then(|b| b.as_object())
+                .map_or(0, |b| b.len()),
+            held.limiter
+                .get("keys")
+                .and_then(|k| k.as_array())
+                .map_or(0, |k| k.len()),
+        );
+    }
+    let client = Client::new(
+        &base_url,
+        &api_key,
+        Duration::from_millis(policy.request_timeout_ms),
+    )?;
+    let windows = client.context_windows().await?;
+    let mut budgets = HashMap::new();
+    for m in &policy.models {
+        let window = *windows
+            .get(m)
+            .ok_or_else(|| RunError::UnknownModel(m.clone()))?;
+        let budget = policy
+            .context_budget(window)
+            .map_err(|e| EngineError::new("context budget", e))?;
+        budgets.insert(m.clone(), budget);
+    }
+    if let Some(url) = &mock_reset {
+        client.post_empty(url).await?;
+    }
+    let log = Arc::new(EventLog::new(events));
+    let taken = queue.len() as u64;
+    log.emit(EventBody::RunStart {
+        scenario: scenario.clone(),
+        policy: if naive { "naive" } else { "ours" }.into(),
+        surface: engine.surface().into(),
+        jobs: taken,
+        resumed,
+    });
+    let bar = if progress && std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(taken);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {pos}/{len} jobs ({elapsed})",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(format!(
+            "{scenario} ({})",
+            if naive { "naive" } else { "ours" }
+        ));
+        bar
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let (hard_tx, hard_rx) = watch::channel(false);
+    let ctx = Arc::new(Ctx {
+        engine,
+        client,
+        policy,
+        log: log.clone(),
+        system: jobs.system_prompt.clone(),
+        documents: jobs.documents.iter().map(|d| d.text.clone()).collect(),
+        budgets,
+        clock_start: Instant::now(),
+        clock_base,
+        hard_cancel: hard_rx,
+        breaker_seen: Mutex::new(HashMap::new()),
+        results: Mutex::new(Results::default()),
+        progress: bar,
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let poller = (!naive).then(|| tokio::spawn(poll_credits(ctx.clone(), stop_rx)));
+
+    let mut pending: VecDeque<PersistedJob> = queue.into();
+    let semaphore = Arc::new(Semaphore::new(ctx.policy.concurrency));
+    let mut tasks = JoinSet::new();
+    let mut cancel_rx = cancel.subscribe();
+    let mut signal: Option<String> = cancel_rx.borrow().clone();
+    while signal.is_none() {
+        let Some(next) = pending.front() else { break };
+        let wait = next.job.arrive_ms.saturating_sub(log.t_ms());
+        tokio::select! {
+            biased;
+            _ = cancel_rx.changed() => { signal = cancel_rx.borrow().clone(); continue; }
+            _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+        }
+        let permit = tokio::select! {
+            biased;
+            _ = cancel_rx.changed() => { signal = cancel_rx.borrow().clone(); continue; }
+            p = semaphore.clone().acquire_owned() => p,
+        };
+        let Ok(permit) = permit else { break };
+        let Some(pj) = pending.pop_front() else { break };
+        let ctx = ctx.clone();
+        tasks.spawn(async move {
+            let end = if naive {
+                job_naive(&ctx, pj).await
+            } else {
+                job_ours(&ctx, pj).await
+            };
+            ctx.finish(end);
+            drop(permit);
+        });
+    }
+    let mut shutdown = None;
+    if let Some(signal) = signal {
+        while tasks.try_join_next().is_some() {}
+        let in_flight = tasks.len() as u64;
+        let grace = Duration::from_millis(ctx.policy.shutdown_grace_ms);
+        let _ =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
+        let finished_in_grace = in_flight - tasks.len() as u64;
+        let _ = hard_tx.send(true);
+        while tasks.join_next().await.is_some() {}
+        shutdown = Some((signal, in_flight, finished_in_grace));
+    } else {
+        while tasks.join_next().await.is_some() {}
+    }
+    let _ = stop_tx.send(true);
+    if let Some(p) = poller {
+        let _ = p.await;
+    }
+    ctx.progress.finish_and_clear();
+
+    let (answered, failed, mut unfinished) = {
+        let mut r = ctx.results.lock().unwrap_or_else(|p| p.into_inner());
+        (r.answered, r.failed, std::mem::take(&mut r.unfinished))
+    };
+    unfinished.extend(pending);
+    let persisted = match &state_dir {
+        Some(dir) => {
+            let snapshots = ctx.engine.snapshot()?;
+            let n = unfinished.len() as u64;
+            state::save(
+                dir,
+                &SavedState {
+                    scenario: scenario.clone(),
+                    clock_ms: ctx.now(),
+                    jobs: unfinished,
+                    snapshots: Some(snapshots),
+                },
+            )?;
+            n
+        }
+        None => 0,
+    };
+    let lost = taken.saturating_sub(answered + failed + persisted);
+    if let Some((signal, in_flight, finished_in_grace)) = shutdown {
+        log.emit(EventBody::Shutdown {
+            signal,
+            in_flight,
+            finished_in_grace,
+            persisted,
+        });
+    }
+    log.emit(EventBody::RunEnd {
+        answered,
+        failed,
+        persisted,
+        lost,
+    });
+    let log_error = log.finish().err();
+    Ok(RunOutcome {
+        events: log.events(),
+        answered,
+        failed,
+        persisted,
+        lost,
+        resumed,
+        log_error,
+    })
+}
+
+fn fresh(jobs: &[Job], max_jobs: Option<usize>) -> Vec<PersistedJob> {
+    let mut queue: Vec<PersistedJob> = jobs
+        .iter()
+        .take(max_jobs.unwrap_or(usize::MAX))
+        .map(|j| PersistedJob {
+            job: j.clone(),
+            attempts: 0,
+            retries: 0,
+            shrinks: 0,
+        })
+        .collect();
+    queue.sort_by_key(|j| j.job.arrive_ms);
+    queue
+}
