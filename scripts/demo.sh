@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# The demo: classify a dozen real error bodies through every surface (core, C, Go, wasmtime,
-# Python, JS) and print one table. Embedded data only: no API key, no network.
+# The demo: the support bot's AI worker answers a queue of customer messages through an
+# embedded OpenRouter that fails on purpose (outages, 429 storms, long conversations, credit
+# running out, flaky network), once with llm-resilience's policy running in the WebAssembly
+# component and once with a naive policy; then the side-by-side report, the timeline picture,
+# and a shutdown/resume run that must lose no job. No API key, no network: the mock listens
+# on 127.0.0.1 inside the worker.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -8,14 +12,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 echo "==> setting up (first run on a fresh machine takes a few minutes)"
 bash scripts/setup.sh >/dev/null
-echo "==> building the component, the CLI, the C library, the C and Go demo programs"
+echo "==> building the component and the worker (release)"
 cargo run -q -p xtask -- component
-cargo build -q -p llmr-host --bin llmr
-cargo build -q -p llm-resilience-ffi --release
-mkdir -p target/demo
-cc -O2 -Wall -Wextra -I ffi/include -o target/demo/classify_jsonl ffi/examples/classify_jsonl.c \
-  target/release/libllm_resilience_ffi.a $(pkg-config --cflags --libs libcjson) -ldl -lpthread -lm
-(cd ffi/go && go build -o ../../target/demo/llmr-go ./cmd/llmr-classify)
-(cd examples/js-host && npm run -s build >/dev/null)
-echo
-python3 scripts/demo.py
+cargo build -q --release -p llmr-worker
+echo "==> running every scenario twice (ours, naive): about two minutes"
+target/release/llmr-worker demo --out target/demo "$@"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test on every surface: core, C ABI (ASan + valgrind), Go, wasmtime, Python, JS.
+# Runs every test on every surface: core, C ABI (ASan + valgrind), Go, wasmtime, Python, JS;
+# then the AI workers (Rust through the component and natively, Go through cgo) against the
+# embedded failing OpenRouter, ours beside naive.
 # Usage: scripts/test.sh        (from anywhere; expects the tools that .ci/run installs)
-# Prints a summary of the conformance vector counts per surface at the end.
+# Prints the workers' scenario outcomes and the conformance vector counts per surface at the end.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -32,8 +34,16 @@ run tokenizer-test cargo test -p llm-resilience --features tiktoken --lib -- tok
 run fuzz-build cargo build -q -p llm-resilience-fuzz
 run c bash ffi/tests/c/run.sh
 run go bash ffi/go/test.sh
+run go-worker bash examples/go-worker/test.sh
 run python bash examples/python-host/test.sh
 run js bash examples/js-host/test.sh
+
+step "AI worker scenarios against the embedded failing OpenRouter (ours beside naive)"
+workers=$(grep -h -E '^\[(rust|go)-worker\] .*jobs' "$logs"/cargo-test.log "$logs"/go-worker.log | sort)
+echo "$workers"
+for worker in rust go; do
+  grep -q "^\[$worker-worker\] " <<<"$workers" || { echo "FAILED: no scenario outcome from the $worker worker" >&2; exit 1; }
+done
 
 step "conformance vectors, per surface"
 summary=$(grep -h -o -E '\[[a-z]+\] [a-z]+ vectors: [0-9]+ passed, [0-9]+ failed' "$logs"/*.log | sort -u)

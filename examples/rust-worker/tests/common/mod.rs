@@ -8,6 +8,7 @@ use llmr_worker::app::{self, ScenarioRun};
 use llmr_worker::engine::EngineChoice;
 use llmr_worker::events::{Event, EventBody};
 use llmr_worker::policy::Policy;
+use llmr_worker::report::RunSummary;
 use llmr_worker::run::{CancelHandle, RunOutcome};
 
 /// `examples/scenarios/<name>.json`.
@@ -32,8 +33,32 @@ pub fn component() -> EngineChoice {
     EngineChoice::Component(path)
 }
 
-/// Runs a scenario to its end against the in-process mock.
+/// Runs a scenario to its end against the in-process mock, and prints one summary line
+/// (`scripts/test.sh` shows them beside the Go worker's).
 pub fn run(name: &str, naive: bool, engine: EngineChoice) -> RunOutcome {
+    let outcome = run_quietly(name, naive, engine);
+    let s = RunSummary::from_events(&outcome.events);
+    println!(
+        "[rust-worker] {:<19} {:<5} {:<9} jobs {:>3}  answered {:>3}  failed {:>3}  lost {}  \
+         retries {:>3} (unnecessary {:>3})  outage calls {:>3}  long answered {}/{}  alerts {}",
+        s.scenario,
+        s.policy,
+        s.surface,
+        s.jobs,
+        s.answered,
+        s.failed,
+        s.lost_recomputed,
+        s.retries_sent,
+        s.unnecessary_retries,
+        s.calls_wasted_in_outages,
+        s.long_answered,
+        s.long_jobs,
+        s.alerts_raised.values().sum::<u64>(),
+    );
+    outcome
+}
+
+fn run_quietly(name: &str, naive: bool, engine: EngineChoice) -> RunOutcome {
     runtime().block_on(async {
         app::run_scenario(ScenarioRun {
             scenario: scenario(name),
