@@ -1210,3 +1210,138 @@ fn fresh(jobs: &[Job], max_jobs: Option<usize>) -> Vec<PersistedJob> {
     queue.sort_by_key(|j| j.job.arrive_ms);
     queue
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn models() -> Vec<String> {
+        vec![
+            "openai/gpt-4o-mini".into(),
+            "anthropic/claude-3.5-haiku".into(),
+        ]
+    }
+
+    fn counted() -> Vec<String> {
+        DEFAULT_COUNTED_KINDS
+            .iter()
+            .map(|k| k.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_give_up_on_a_provider_failure_moves_to_the_next_model() {
+        let (m, c) = (models(), counted());
+        let exhausted = GiveUpReason::AttemptsExhausted {
+            kind: ErrorKind::Unavailable,
+            retries: 3,
+        };
+        assert_eq!(
+            fallback_after(&m, &c, &m[0], ErrorKind::Unavailable, &exhausted),
+            Some(1)
+        );
+        assert_eq!(
+            fallback_after(
+                &m,
+                &c,
+                &m[0],
+                ErrorKind::RateLimited,
+                &GiveUpReason::BudgetExhausted
+            ),
+            Some(1)
+        );
+        let wait = GiveUpReason::WaitTooLong {
+            wait_ms: 90_000,
+            ceiling_ms: 5_000,
+        };
+        assert_eq!(
+            fallback_after(&m, &c, &m[0], ErrorKind::RateLimited, &wait),
+            Some(1)
+        );
+        // A model that is gone: permanent not-found moves too.
+        let gone = GiveUpReason::Permanent {
+            kind: ErrorKind::NotFound,
+        };
+        assert_eq!(
+            fallback_after(&m, &c, &m[0], ErrorKind::NotFound, &gone),
+            Some(1)
+        );
+        // The last model has no next one.
+        assert_eq!(
+            fallback_after(&m, &c, &m[1], ErrorKind::Unavailable, &exhausted),
+            None
+        );
+        // A model not in the list has no place in it.
+        assert_eq!(
+            fallback_after(&m, &c, "x/y", ErrorKind::Unavailable, &exhausted),
+            None
+        );
+    }
+
+    #[test]
+    fn a_failure_of_the_request_or_a_deadline_does_not_move_the_job() {
+        let (m, c) = (models(), counted());
+        for kind in [
+            ErrorKind::Auth,
+            ErrorKind::QuotaExhausted,
+            ErrorKind::Moderation,
+            ErrorKind::InvalidRequest,
+            ErrorKind::ContextOverflow,
+        ] {
+            let reason = GiveUpReason::Permanent { kind };
+            assert_eq!(
+                fallback_after(&m, &c, &m[0], kind, &reason),
+                None,
+                "{kind:?}"
+            );
+        }
+        let deadline = GiveUpReason::Deadline {
+            retry_at_ms: 21_000,
+            deadline_at_ms: 20_000,
+        };
+        assert_eq!(
+            fallback_after(&m, &c, &m[0], ErrorKind::Unavailable, &deadline),
+            None
+        );
+        assert_eq!(
+            fallback_after(
+                &m,
+                &c,
+                &m[0],
+                ErrorKind::ContextOverflow,
+                &GiveUpReason::CannotShrink
+            ),
+            None
+        );
+        // The policy's counted kinds rule: without `timeout`, a timeout does not move the job.
+        let only_unavailable = vec!["unavailable".to_string()];
+        assert_eq!(
+            fallback_after(
+                &m,
+                &only_unavailable,
+                &m[0],
+                ErrorKind::Timeout,
+                &GiveUpReason::BudgetExhausted
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn give_up_tags_are_the_cores_kebab_case() {
+        for (reason, tag) in [
+            (GiveUpReason::BudgetExhausted, "budget-exhausted"),
+            (GiveUpReason::CannotShrink, "cannot-shrink"),
+            (
+                GiveUpReason::Permanent {
+                    kind: ErrorKind::Auth,
+                },
+                "permanent",
+            ),
+        ] {
+            let json = serde_json::to_value(&reason).unwrap();
+            assert_eq!(json["reason"], tag);
+            assert_eq!(reason_tag(&reason), tag);
+        }
+    }
+}
