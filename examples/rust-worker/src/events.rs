@@ -116,16 +116,20 @@ pub enum EventBody {
     Decision {
         /// The job.
         job: String,
-        /// The attempt that failed.
+        /// The attempt that failed (the attempts made so far: `0` for a job that holds for
+        /// credit before its first request).
         attempt: u32,
-        /// `retry`, `shrink`, `give-up`, `lower-max-tokens` or `fallback`.
+        /// `retry`, `shrink`, `give-up`, `lower-max-tokens`, `fallback` or `hold-for-credit`
+        /// (the account is out of credit: the job waits up to `after_ms` for a top-up).
         decision: String,
-        /// The wait before the next attempt, ms.
+        /// The wait before the next attempt, ms (`hold-for-credit`: the longest hold,
+        /// `credit_hold_ms`).
         after_ms: Option<u64>,
         /// The prompt size to shrink to, tokens (`shrink`), or the new `max_tokens`
         /// (`lower-max-tokens`).
         target_tokens: Option<u64>,
-        /// Why (give-ups; the core's reason).
+        /// Why (give-ups: the core's reason; fallbacks: the give-up or breaker that moved the
+        /// job; holds: the account is out of credit).
         reason: Option<String>,
     },
     /// A breaker changed state.
@@ -139,7 +143,8 @@ pub enum EventBody {
     },
     /// A credit alert was raised or cleared.
     Alert {
-        /// `warning-balance`, `critical-balance`, `daily-spend` or `runway`.
+        /// The core's alert name: `balance-warning`, `balance-critical`, `daily-spend` or
+        /// `runway`.
         alert: String,
         /// `raised` or `cleared`.
         state: String,

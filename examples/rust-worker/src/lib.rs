@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod client;
+pub mod credit_gate;
 pub mod engine;
 pub mod events;
 pub mod log;

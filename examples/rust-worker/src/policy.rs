@@ -10,6 +10,10 @@ use std::path::Path;
 use llm_resilience::context::{ContextBudget, ContextConfig};
 use serde::Deserialize;
 
+/// The longest `credit_hold_ms` accepted: one day. A longer hold is not a hold but a lost
+/// customer, and a typo (seconds written as ms × 1000) should fail loudly.
+pub const MAX_CREDIT_HOLD_MS: u64 = 86_400_000;
+
 /// Why a policy file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyError {
@@ -59,6 +63,11 @@ pub struct Policy {
     pub shutdown_grace_ms: u64,
     /// How often the key's credit is polled, ms.
     pub credit_poll_ms: u64,
+    /// How long a job may hold while the account is out of credit, waiting for a top-up, ms
+    /// (`0`: no holding — a job that meets an unaffordable 402 gives up at once). At most
+    /// [`MAX_CREDIT_HOLD_MS`]. Absent in older policy files: `0`.
+    #[serde(default)]
+    pub credit_hold_ms: u64,
     /// The core's `RetryConfig`.
     pub retry: serde_json::Value,
     /// The core's `BudgetConfig` (the service-wide retry budget).
@@ -99,6 +108,12 @@ impl Policy {
         if policy.credit_poll_ms == 0 {
             return Err(PolicyError::Invalid("credit_poll_ms must be > 0".into()));
         }
+        if policy.credit_hold_ms > MAX_CREDIT_HOLD_MS {
+            return Err(PolicyError::Invalid(format!(
+                "credit_hold_ms must be at most {MAX_CREDIT_HOLD_MS} (one day), not {}",
+                policy.credit_hold_ms
+            )));
+        }
         // The context config must be valid for some window; checked once here.
         policy.context_budget(128_000)?;
         Ok(policy)
@@ -132,6 +147,42 @@ mod tests {
         let b = p.context_budget(16_000).unwrap();
         assert_eq!(b.config().context_window, 16_000);
         assert!(b.limit_tokens() < 16_000);
+        assert_eq!(p.credit_hold_ms, 3_000);
+    }
+
+    fn shipped_json() -> serde_json::Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/policy.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn credit_hold_ms_is_bounded_and_optional() {
+        let mut v = shipped_json();
+        v["credit_hold_ms"] = serde_json::json!(-1);
+        assert!(matches!(
+            Policy::from_json(&v.to_string()),
+            Err(PolicyError::Parse(_))
+        ));
+        v["credit_hold_ms"] = serde_json::json!(MAX_CREDIT_HOLD_MS + 1);
+        assert!(matches!(
+            Policy::from_json(&v.to_string()),
+            Err(PolicyError::Invalid(m)) if m.contains("credit_hold_ms")
+        ));
+        v["credit_hold_ms"] = serde_json::json!(MAX_CREDIT_HOLD_MS);
+        assert_eq!(
+            Policy::from_json(&v.to_string()).unwrap().credit_hold_ms,
+            MAX_CREDIT_HOLD_MS
+        );
+        v["credit_hold_ms"] = serde_json::json!("3000");
+        assert!(Policy::from_json(&v.to_string()).is_err());
+        // Absent: no holding (a policy file from before the field).
+        v.as_object_mut().unwrap().remove("credit_hold_ms");
+        assert_eq!(Policy::from_json(&v.to_string()).unwrap().credit_hold_ms, 0);
     }
 
     #[test]

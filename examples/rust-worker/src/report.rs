@@ -32,6 +32,13 @@
 //! kind, context shrinks and how many then succeeded, alerts, deferrals, fallbacks, breaker
 //! openings, and job latency.
 //!
+//! Out of credit: `402 responses` counts the responses classified `quota-exhausted` (a call
+//! sent into an empty account); `held for credit` counts the `hold-for-credit` decisions (a
+//! job waiting for a top-up instead of calling), and `held then answered` the distinct jobs
+//! that held and were answered in the end. A hold is not a give-up (only a `give-up` decision
+//! is), and the attempt after a hold is a `request` with `attempt > 1`, so it counts as a
+//! retry like any other.
+//!
 //! # Retries avoided, exactly
 //!
 //! The naive baseline retries *every* error, [`NAIVE_RETRIES`] times. So a call our policy
@@ -152,6 +159,15 @@ pub struct RunSummary {
     pub deferred: u64,
     /// `fallback` decisions.
     pub fallbacks: u64,
+    /// `hold-for-credit` decisions: a job waited for a top-up instead of calling.
+    #[serde(default)]
+    pub holds_for_credit: u64,
+    /// Distinct jobs with a `hold-for-credit` decision whose (last) `job_done` says `answered`.
+    #[serde(default)]
+    pub held_then_answered: u64,
+    /// `response` events with `kind == "quota-exhausted"`: calls sent into an empty account.
+    #[serde(default)]
+    pub quota_exhausted_responses: u64,
     /// `breaker` transitions to `open`, by model.
     pub breaker_opens: BTreeMap<String, u64>,
     /// The `shutdown` event, if the run was asked to stop.
@@ -242,6 +258,7 @@ impl RunSummary {
         let mut first_request: BTreeMap<&str, u64> = BTreeMap::new();
         // job → shrinks waiting for the job's next response.
         let mut pending_shrinks: BTreeMap<&str, u64> = BTreeMap::new();
+        let mut held: BTreeSet<&str> = BTreeSet::new();
         let mut s = RunSummary {
             scenario: "unknown".into(),
             policy: "unknown".into(),
@@ -267,6 +284,9 @@ impl RunSummary {
             alerts_raised: BTreeMap::new(),
             deferred: 0,
             fallbacks: 0,
+            holds_for_credit: 0,
+            held_then_answered: 0,
+            quota_exhausted_responses: 0,
             breaker_opens: BTreeMap::new(),
             shutdown: None,
             persisted: 0,
@@ -324,9 +344,13 @@ impl RunSummary {
                     attempt,
                     ok,
                     fault,
+                    kind,
                     ..
                 } => {
                     seen_jobs.insert(job);
+                    if present(kind) == Some("quota-exhausted") {
+                        s.quota_exhausted_responses += 1;
+                    }
                     if *attempt > 1 && !ok {
                         s.unnecessary_retries += 1;
                     }
@@ -353,6 +377,10 @@ impl RunSummary {
                             *pending_shrinks.entry(job).or_insert(0) += 1;
                         }
                         "fallback" => s.fallbacks += 1,
+                        "hold-for-credit" => {
+                            s.holds_for_credit += 1;
+                            held.insert(job);
+                        }
                         "give-up" | "give_up" | "giveup" => {
                             let tag = present(reason).map_or("other", reason_tag);
                             bump(&mut s.give_ups_by_reason, tag);
@@ -451,6 +479,9 @@ impl RunSummary {
         for (job, (answered, long, kind, t_done)) in &done {
             if *answered {
                 s.answered += 1;
+                if held.contains(job) {
+                    s.held_then_answered += 1;
+                }
             } else {
                 s.failed += 1;
                 bump(&mut s.failed_by_kind, kind.unwrap_or("unspecified"));
@@ -939,6 +970,17 @@ pub fn side_by_side(runs: &[(String, RunSummary, RunSummary)]) -> String {
         t.map_rows("alert: ", &o.alerts_raised, &n.alerts_raised);
         t.row("deferred (session rate limit)", o.deferred, n.deferred);
         t.row("fallbacks", o.fallbacks, n.fallbacks);
+        t.row(
+            "402 responses",
+            o.quota_exhausted_responses,
+            n.quota_exhausted_responses,
+        );
+        t.row("held for credit", o.holds_for_credit, n.holds_for_credit);
+        t.row(
+            "  held then answered",
+            o.held_then_answered,
+            n.held_then_answered,
+        );
         t.row(
             "breaker opens",
             o.breaker_opens.values().sum::<u64>(),

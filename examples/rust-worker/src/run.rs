@@ -6,6 +6,29 @@
 //! provider outage costs a few calls (the ones that open the breaker) instead of one per
 //! message, and traffic goes back to the first model as soon as a probe succeeds.
 //!
+//! Why a job falls back to the next model when the retry policy gives up on one: the give-up
+//! (attempts exhausted, a server wait too long, a permanent not-found, or the retry budget
+//! empty) is a verdict about *this* provider, and only when the failure counts against the
+//! provider (the breaker's `counted_kinds`, or `not-found`: the model is gone). The next model
+//! of `policy.models` is another provider, with its own health, so the job moves there once
+//! (at most once per model; from then on it only considers models from that index on), with a
+//! fresh retry call (its own attempt and budget accounting), and a `fallback` decision naming
+//! the give-up reason and the kind. It never moves past the job's deadline (the retry
+//! config's `deadline_ms` from the job's start): a fallen-back job gives up rather than wait
+//! beyond it. A failure of the request itself (auth, invalid request, moderation, quota) is
+//! not the provider's fault and would fail on every model: it still gives up. This is the Go
+//! worker's `fallbackAfter` rule, so the two workers decide alike.
+//!
+//! Why jobs hold for credit (`credit_hold_ms`): a 402 that no lower `max_tokens` can fix is
+//! a fact about the *account*, not the call. The first one marks the shared
+//! [`CreditGate`] dry; every job of the run then holds before its next request (one
+//! `hold-for-credit` decision per job per dry period) instead of sending it into a known 402,
+//! for at most `credit_hold_ms`, and all holders go on as soon as the credit poller sees a
+//! top-up. A job that held after a 402 counts its next attempt as a retry; one whose hold
+//! times out gives up (`quota-exhausted`). A hold is an await like any other: a shutdown
+//! persists the holding job with its counts. `credit_hold_ms: 0` keeps the old behaviour
+//! (the core calls the 402 permanent and the job gives up).
+//!
 //! Why a service-wide retry budget (inside the engine): when everything fails at once, per-call
 //! retry limits still multiply the load by the retry count; the budget caps retries to a share
 //! of the traffic, so an outage is not made worse by the clients.
@@ -33,6 +56,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::client::{CallResult, Client, Stopwatch};
+use crate::credit_gate::{CreditGate, HoldEnd};
 use crate::engine::{Engine, EngineChoice, EngineConfig, EngineError, job_seed};
 use crate::events::{Event, EventBody};
 use crate::log::EventLog;
@@ -41,6 +65,22 @@ use crate::state::{self, PersistedJob, SavedState};
 
 /// How long to wait before asking again a breaker that gives no time (forced open), ms.
 const RECHECK_MS: u64 = 1_000;
+
+/// The reason of a `hold-for-credit` decision.
+const HOLD_REASON: &str = "account out of credit: waiting for a top-up";
+
+/// The reason of the give-up after a hold that timed out.
+const HOLD_TIMEOUT_REASON: &str = "credit did not return within credit_hold_ms";
+
+/// The breaker's counted kinds when the policy names none (the core's default).
+const DEFAULT_COUNTED_KINDS: [&str; 6] = [
+    "rate-limited",
+    "timeout",
+    "overloaded",
+    "unavailable",
+    "server-error",
+    "network",
+];
 
 /// Stops a run from another task: the binary's signal handler, or the demo.
 #[derive(Debug, Clone)]
@@ -180,6 +220,11 @@ struct Ctx {
     breaker_seen: Mutex<HashMap<String, State>>,
     results: Mutex<Results>,
     progress: indicatif::ProgressBar,
+    gate: CreditGate,
+    /// The kinds that count against a provider (the breaker's `counted_kinds`).
+    counted_kinds: Vec<String>,
+    /// The retry config's `deadline_ms` (`None`: no deadline).
+    deadline_ms: Option<u64>,
 }
 
 #[derive(Default)]
@@ -294,6 +339,44 @@ fn reason_text(reason: &GiveUpReason) -> String {
         GiveUpReason::Deadline { .. } => "deadline".into(),
         GiveUpReason::CannotShrink => "cannot shrink".into(),
     }
+}
+
+/// A give-up reason's tag, as the core serialises it (kebab-case).
+fn reason_tag(reason: &GiveUpReason) -> &'static str {
+    match reason {
+        GiveUpReason::Permanent { .. } => "permanent",
+        GiveUpReason::AttemptsExhausted { .. } => "attempts-exhausted",
+        GiveUpReason::BudgetExhausted => "budget-exhausted",
+        GiveUpReason::WaitTooLong { .. } => "wait-too-long",
+        GiveUpReason::Deadline { .. } => "deadline",
+        GiveUpReason::CannotShrink => "cannot-shrink",
+    }
+}
+
+/// The index of the model a job falls back to after the retry policy gave up on `model`, or
+/// `None` (module docs): only for a give-up about the provider (attempts exhausted, wait too
+/// long, permanent, budget exhausted) on a failure that counts against it (`counted_kinds`,
+/// or `not-found`), and only when `model` has a next model.
+fn fallback_after(
+    models: &[String],
+    counted_kinds: &[String],
+    model: &str,
+    kind: ErrorKind,
+    reason: &GiveUpReason,
+) -> Option<usize> {
+    match reason {
+        GiveUpReason::AttemptsExhausted { .. }
+        | GiveUpReason::WaitTooLong { .. }
+        | GiveUpReason::Permanent { .. }
+        | GiveUpReason::BudgetExhausted => {}
+        GiveUpReason::Deadline { .. } | GiveUpReason::CannotShrink => return None,
+    }
+    let provider = kind == ErrorKind::NotFound || counted_kinds.iter().any(|k| k == kind.as_str());
+    if !provider {
+        return None;
+    }
+    let at = models.iter().position(|m| m == model)?;
+    (at + 1 < models.len()).then_some(at + 1)
 }
 
 /// A failed attempt, classified.
@@ -469,6 +552,33 @@ fn engine_failed(ctx: &Ctx, p: &Progress, e: &EngineError) -> JobEnd {
     p.done(ctx, false, Some("engine-error"))
 }
 
+/// Holds the job while the account is dry (one `hold-for-credit` decision), until a top-up
+/// opens the gate or `credit_hold_ms` passes.
+async fn hold_for_credit(ctx: &Ctx, p: &Progress) -> Result<HoldEnd, Cancelled> {
+    if ctx.gate.dry().is_none() {
+        return Ok(HoldEnd::Opened);
+    }
+    let hold_ms = ctx.policy.credit_hold_ms;
+    p.decision(
+        ctx,
+        "hold-for-credit",
+        Some(hold_ms),
+        None,
+        Some(HOLD_REASON.into()),
+    );
+    ctx.cancellable(
+        ctx.gate
+            .hold(tokio::time::sleep(Duration::from_millis(hold_ms))),
+    )
+    .await
+}
+
+/// The give-up after a hold that timed out.
+fn credit_gave_up(ctx: &Ctx, p: &Progress) -> JobEnd {
+    p.decision(ctx, "give-up", None, None, Some(HOLD_TIMEOUT_REASON.into()));
+    p.done(ctx, false, Some(ErrorKind::QuotaExhausted.as_str()))
+}
+
 async fn job_ours_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled> {
     let job = p.pj.job.clone();
     // The session's rate limit: defer until it admits the message.
@@ -503,16 +613,25 @@ async fn job_ours_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled
         latest: &latest,
         tools: &[],
     };
-    let first = ctx.policy.models[0].clone();
+    let deadline = ctx.deadline_ms.map(|d| ctx.now().saturating_add(d));
+    let holding = ctx.policy.credit_hold_ms > 0;
+    // The first model of the preference list this job may still use (a give-up on a model
+    // moves it past that model for good).
+    let mut first_idx = 0usize;
     let mut max_tokens = ctx.policy.max_tokens;
     let mut lowered = false;
     let mut shrunk: HashMap<String, ContextBudget> = HashMap::new();
     loop {
-        // The first model whose breaker admits the call.
+        // No request into a known 402: hold while the account is dry.
+        if holding && hold_for_credit(ctx, p).await? == HoldEnd::TimedOut {
+            return Ok(credit_gave_up(ctx, p));
+        }
+        let first = ctx.policy.models[first_idx].clone();
+        // The first model (from `first_idx` on) whose breaker admits the call.
         let (model, permit) = loop {
             let mut soonest: Option<u64> = None;
             let mut chosen: Option<(String, Permit)> = None;
-            for m in &ctx.policy.models {
+            for m in &ctx.policy.models[first_idx..] {
                 let admitted = ctx.engine.breaker_acquire(m, ctx.now());
                 ctx.note_breaker(m);
                 match admitted {
@@ -600,6 +719,7 @@ async fn job_ours_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled
             dropped: dropped as u64,
             cut: cut as u64,
         });
+        let openings = ctx.gate.openings();
         let sent = match attempt(ctx, p, &model, &trimmed.messages, max_tokens, tokens).await {
             Ok(s) => s,
             Err(Cancelled) => {
@@ -632,11 +752,39 @@ async fn job_ours_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled
                 Err(e) => return Ok(engine_failed(ctx, p, &e)),
             }
         }
+        // A 402 no lower max_tokens fixes: the account is dry; hold instead of giving up.
+        if class.kind == ErrorKind::QuotaExhausted && holding {
+            // A 402 to a request sent before the last top-up says nothing about now.
+            ctx.gate.mark_dry(ctx.now(), openings);
+            match hold_for_credit(ctx, p).await? {
+                HoldEnd::Opened => {
+                    p.pj.retries += 1;
+                    continue;
+                }
+                HoldEnd::TimedOut => return Ok(credit_gave_up(ctx, p)),
+            }
+        }
         let decision = match ctx.engine.decide(&mut call, class, ctx.now(), Some(tokens)) {
             Ok(d) => d,
             Err(e) => return Ok(engine_failed(ctx, p, &e)),
         };
+        // After a fallback the fresh retry call has its own deadline: keep the job's.
+        let past_deadline = |after_ms: u64| {
+            first_idx > 0 && deadline.is_some_and(|d| ctx.now().saturating_add(after_ms) > d)
+        };
         match decision {
+            Decision::Retry { after_ms, .. } | Decision::ShrinkContext { after_ms, .. }
+                if past_deadline(after_ms) =>
+            {
+                p.decision(
+                    ctx,
+                    "give-up",
+                    None,
+                    None,
+                    Some("deadline: the job's deadline passes before the next attempt".into()),
+                );
+                return Ok(p.done(ctx, false, Some(class.kind.as_str())));
+            }
             Decision::Retry { after_ms, .. } => {
                 p.pj.retries += 1;
                 p.decision(ctx, "retry", Some(after_ms), None, None);
@@ -667,6 +815,39 @@ async fn job_ours_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled
                 Err(e) => return Ok(engine_failed(ctx, p, &e)),
             },
             Decision::GiveUp { reason } => {
+                let next = fallback_after(
+                    &ctx.policy.models,
+                    &ctx.counted_kinds,
+                    &model,
+                    class.kind,
+                    &reason,
+                )
+                .filter(|&n| n > first_idx);
+                if let Some(next) = next
+                    && deadline.is_none_or(|d| ctx.now() < d)
+                {
+                    // The give-up is about this provider; the next model is another one.
+                    first_idx = next;
+                    let seed = job_seed(&job.id).wrapping_add(next as u64);
+                    call = match ctx.engine.start_call(ctx.now(), seed) {
+                        Ok(c) => c,
+                        Err(e) => return Ok(engine_failed(ctx, p, &e)),
+                    };
+                    p.pj.retries += 1;
+                    p.decision(
+                        ctx,
+                        "fallback",
+                        Some(0),
+                        None,
+                        Some(format!(
+                            "{}: {} on {model}; moving to {}",
+                            reason_tag(&reason),
+                            class.kind.as_str(),
+                            ctx.policy.models[next]
+                        )),
+                    );
+                    continue;
+                }
                 p.decision(ctx, "give-up", None, None, Some(reason_text(&reason)));
                 return Ok(p.done(ctx, false, Some(class.kind.as_str())));
             }
@@ -736,6 +917,16 @@ async fn poll_credits(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
         match ctx.client.key().await {
             Ok(body) => match ctx.engine.credit_observe(&body, ctx.now()) {
                 Ok(alerts) => {
+                    // After the monitor: the gate opens on the balance it now reports.
+                    match ctx.engine.credit_balance() {
+                        Ok(balance) => {
+                            ctx.gate.observe(balance);
+                        }
+                        Err(e) => eprintln!(
+                            "llmr-worker: credits: {}",
+                            ctx.engine.redact(&e.to_string())
+                        ),
+                    }
                     for a in alerts {
                         ctx.emit(EventBody::Alert {
                             alert: a.alert.as_str().into(),
@@ -870,6 +1061,20 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         indicatif::ProgressBar::hidden()
     };
     let (hard_tx, hard_rx) = watch::channel(false);
+    let counted_kinds: Vec<String> = match policy.breaker.get("counted_kinds") {
+        Some(serde_json::Value::Array(kinds)) => kinds
+            .iter()
+            .filter_map(|k| k.as_str().map(str::to_string))
+            .collect(),
+        _ => DEFAULT_COUNTED_KINDS
+            .iter()
+            .map(|k| k.to_string())
+            .collect(),
+    };
+    let deadline_ms = policy
+        .retry
+        .get("deadline_ms")
+        .and_then(serde_json::Value::as_u64);
     let ctx = Arc::new(Ctx {
         engine,
         client,
@@ -884,6 +1089,9 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         breaker_seen: Mutex::new(HashMap::new()),
         results: Mutex::new(Results::default()),
         progress: bar,
+        gate: CreditGate::new(),
+        counted_kinds,
+        deadline_ms,
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let poller = (!naive).then(|| tokio::spawn(poll_credits(ctx.clone(), stop_rx)));
@@ -1001,4 +1209,139 @@ fn fresh(jobs: &[Job], max_jobs: Option<usize>) -> Vec<PersistedJob> {
         .collect();
     queue.sort_by_key(|j| j.job.arrive_ms);
     queue
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn models() -> Vec<String> {
+        vec![
+            "openai/gpt-4o-mini".into(),
+            "anthropic/claude-3.5-haiku".into(),
+        ]
+    }
+
+    fn counted() -> Vec<String> {
+        DEFAULT_COUNTED_KINDS
+            .iter()
+            .map(|k| k.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn a_give_up_on_a_provider_failure_moves_to_the_next_model() {
+        let (m, c) = (models(), counted());
+        let exhausted = GiveUpReason::AttemptsExhausted {
+            kind: ErrorKind::Unavailable,
+            retries: 3,
+        };
+        assert_eq!(
+            fallback_after(&m, &c, &m[0], ErrorKind::Unavailable, &exhausted),
+            Some(1)
+        );
+        assert_eq!(
+            fallback_after(
+                &m,
+                &c,
+                &m[0],
+                ErrorKind::RateLimited,
+                &GiveUpReason::BudgetExhausted
+            ),
+            Some(1)
+        );
+        let wait = GiveUpReason::WaitTooLong {
+            wait_ms: 90_000,
+            ceiling_ms: 5_000,
+        };
+        assert_eq!(
+            fallback_after(&m, &c, &m[0], ErrorKind::RateLimited, &wait),
+            Some(1)
+        );
+        // A model that is gone: permanent not-found moves too.
+        let gone = GiveUpReason::Permanent {
+            kind: ErrorKind::NotFound,
+        };
+        assert_eq!(
+            fallback_after(&m, &c, &m[0], ErrorKind::NotFound, &gone),
+            Some(1)
+        );
+        // The last model has no next one.
+        assert_eq!(
+            fallback_after(&m, &c, &m[1], ErrorKind::Unavailable, &exhausted),
+            None
+        );
+        // A model not in the list has no place in it.
+        assert_eq!(
+            fallback_after(&m, &c, "x/y", ErrorKind::Unavailable, &exhausted),
+            None
+        );
+    }
+
+    #[test]
+    fn a_failure_of_the_request_or_a_deadline_does_not_move_the_job() {
+        let (m, c) = (models(), counted());
+        for kind in [
+            ErrorKind::Auth,
+            ErrorKind::QuotaExhausted,
+            ErrorKind::Moderation,
+            ErrorKind::InvalidRequest,
+            ErrorKind::ContextOverflow,
+        ] {
+            let reason = GiveUpReason::Permanent { kind };
+            assert_eq!(
+                fallback_after(&m, &c, &m[0], kind, &reason),
+                None,
+                "{kind:?}"
+            );
+        }
+        let deadline = GiveUpReason::Deadline {
+            retry_at_ms: 21_000,
+            deadline_at_ms: 20_000,
+        };
+        assert_eq!(
+            fallback_after(&m, &c, &m[0], ErrorKind::Unavailable, &deadline),
+            None
+        );
+        assert_eq!(
+            fallback_after(
+                &m,
+                &c,
+                &m[0],
+                ErrorKind::ContextOverflow,
+                &GiveUpReason::CannotShrink
+            ),
+            None
+        );
+        // The policy's counted kinds rule: without `timeout`, a timeout does not move the job.
+        let only_unavailable = vec!["unavailable".to_string()];
+        assert_eq!(
+            fallback_after(
+                &m,
+                &only_unavailable,
+                &m[0],
+                ErrorKind::Timeout,
+                &GiveUpReason::BudgetExhausted
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn give_up_tags_are_the_cores_kebab_case() {
+        for (reason, tag) in [
+            (GiveUpReason::BudgetExhausted, "budget-exhausted"),
+            (GiveUpReason::CannotShrink, "cannot-shrink"),
+            (
+                GiveUpReason::Permanent {
+                    kind: ErrorKind::Auth,
+                },
+                "permanent",
+            ),
+        ] {
+            let json = serde_json::to_value(&reason).unwrap();
+            assert_eq!(json["reason"], tag);
+            assert_eq!(reason_tag(&reason), tag);
+        }
+    }
 }

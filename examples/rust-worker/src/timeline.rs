@@ -16,7 +16,10 @@
 //! - above the marks, a band per model showing its breaker state over time, one segment per
 //!   state period (from `breaker` events; the state before the first transition is that
 //!   event's `from`, `closed` when a model has none; naive runs have no breaker and no band);
-//! - a lane for `deferred` jobs: a bar from the deferral for its `wait_ms`;
+//! - a lane for `deferred` jobs: a bar from the deferral for its `wait_ms`; on the same lane,
+//!   each `hold-for-credit` decision (the account ran out of credit and the job waits for a
+//!   top-up) is an amber bar from the hold to the job's next `request` or `job_done` (to its
+//!   `after_ms` when the log has neither), so the dry period shows as a block of held jobs;
 //! - `alert` markers (raised ▼ / cleared △) with a dashed line across the lanes, and the
 //!   `shutdown` as a solid line;
 //! - a legend of what appears, and axis ticks in seconds.
@@ -213,6 +216,10 @@ pub fn render_svg(events: &[Event], title: &str) -> String {
     // (job, attempt) → (lane, index of the mark) for requests still waiting for a response.
     let mut waiting: BTreeMap<(&str, u32), Vec<(usize, usize)>> = BTreeMap::new();
     let mut deferred: Vec<(u64, &str, &str, u64)> = Vec::new();
+    // (from, job, longest hold, until): one per `hold-for-credit` decision.
+    let mut holds: Vec<(u64, &str, u64, Option<u64>)> = Vec::new();
+    // job → its hold still waiting for the job's next request or job_done.
+    let mut open_hold: BTreeMap<&str, usize> = BTreeMap::new();
     let mut alerts: Vec<(u64, &str, &str, f64)> = Vec::new();
     let mut shutdown: Option<(u64, &str)> = None;
     let mut run: Option<(&str, &str, &str)> = None;
@@ -256,6 +263,9 @@ pub fn render_svg(events: &[Event], title: &str) -> String {
                 attempt,
                 ..
             } => {
+                if let Some(h) = open_hold.remove(job.as_str()) {
+                    holds[h].3 = Some(e.t_ms);
+                }
                 let l = lane_index(&mut lanes, &mut lane_of, model);
                 let lane = &mut lanes[l];
                 lane.requests.push(Mark {
@@ -308,7 +318,23 @@ pub fn render_svg(events: &[Event], title: &str) -> String {
                 value,
             } => alerts.push((e.t_ms, alert, state, *value)),
             EventBody::Shutdown { signal, .. } => shutdown = Some((e.t_ms, signal)),
-            EventBody::Decision { .. } | EventBody::JobDone { .. } | EventBody::RunEnd { .. } => {}
+            EventBody::Decision {
+                job,
+                decision,
+                after_ms,
+                ..
+            } if decision == "hold-for-credit" => {
+                let longest = after_ms.unwrap_or(0);
+                end_ms = end_ms.max(e.t_ms.saturating_add(longest));
+                open_hold.insert(job, holds.len());
+                holds.push((e.t_ms, job, longest, None));
+            }
+            EventBody::JobDone { job, .. } => {
+                if let Some(h) = open_hold.remove(job.as_str()) {
+                    holds[h].3 = Some(e.t_ms);
+                }
+            }
+            EventBody::Decision { .. } | EventBody::RunEnd { .. } => {}
         }
     }
 
@@ -337,7 +363,8 @@ pub fn render_svg(events: &[Event], title: &str) -> String {
             }
         }
     }
-    let legend_items = outcomes.len() + 5 + if naive { 0 } else { states.len() };
+    let legend_items =
+        outcomes.len() + 5 + usize::from(!holds.is_empty()) + if naive { 0 } else { states.len() };
     let per_row = ((f64::from(WIDTH) - 40.0) / LEGEND_ITEM_W).floor().max(1.0) as usize;
     let legend_rows = legend_items.div_ceil(per_row);
 
@@ -564,9 +591,28 @@ pub fn render_svg(events: &[Event], title: &str) -> String {
     );
     let _ = writeln!(
         o,
-        r#"<text x="20" y="{:.1}">deferred (rate limit)</text>"#,
-        defer_top + 20.0
+        r#"<text x="20" y="{:.1}">{}</text>"#,
+        defer_top + 20.0,
+        if holds.is_empty() {
+            "deferred (rate limit)"
+        } else {
+            "deferred / held (credit)"
+        }
     );
+    for (i, (t, job, longest, until)) in holds.iter().enumerate() {
+        let y = defer_top + 8.0 + 8.0 * (i % 3) as f64;
+        let end = until.unwrap_or_else(|| t.saturating_add(*longest));
+        let (xa, xb) = (x(*t), x(end.max(*t)));
+        let _ = writeln!(
+            o,
+            r##"<rect class="held" x="{xa:.1}" y="{y:.1}" width="{:.1}" height="5" fill="#ffb300"><title>{} held for credit at {} ({} ms, at most {} ms)</title></rect>"##,
+            (xb - xa).max(1.0),
+            escape(job),
+            secs_ms(*t),
+            end.saturating_sub(*t),
+            longest
+        );
+    }
     for (i, (t, job, session, wait)) in deferred.iter().enumerate() {
         // Three staggered rows so that bars starting together stay visible.
         let y = defer_top + 8.0 + 8.0 * (i % 3) as f64;
@@ -688,6 +734,15 @@ pub fn render_svg(events: &[Event], title: &str) -> String {
         ly - 6.0,
         lx + 14.0
     );
+    if !holds.is_empty() {
+        let (lx, ly) = place(&mut item);
+        let _ = writeln!(
+            o,
+            r##"<rect x="{lx:.1}" y="{:.1}" width="10" height="5" fill="#ffb300"/><text x="{:.1}" y="{ly:.1}">held for credit</text>"##,
+            ly - 6.0,
+            lx + 14.0
+        );
+    }
     let (lx, ly) = place(&mut item);
     let _ = writeln!(
         o,

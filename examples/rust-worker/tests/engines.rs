@@ -148,6 +148,9 @@ fn both_engines_decide_identically() {
     let s = both.map(|e| e.suggest_max_tokens(text).expect("suggest"));
     assert_eq!(s[0], s[1]);
     assert!(s[0].is_some_and(|a| a.suggested_max_tokens.is_some_and(|m| m < 338)));
+    // No balance before the first poll (the credit gate's "never observed").
+    let balances = both.map(|e| e.credit_balance().expect("balance"));
+    assert_eq!(balances, [None, None]);
     for (i, remaining) in [6.0, 4.0, 3.5, 0.5, 0.4, 4.5].iter().enumerate() {
         let body = format!(
             r#"{{"data":{{"label":"k","usage":1.0,"usage_daily":{},"usage_weekly":1.0,"usage_monthly":1.0,"limit":10.0,"limit_remaining":{remaining},"limit_reset":null,"is_free_tier":false}}}}"#,
@@ -155,6 +158,10 @@ fn both_engines_decide_identically() {
         );
         let alerts = both.map(|e| e.credit_observe(&body, 1_000 * i as u64).expect("observe"));
         assert_eq!(alerts[0], alerts[1], "poll {i}");
+        // The balance the credit gate reads: the binding one (the key's remaining here).
+        let balances = both.map(|e| e.credit_balance().expect("balance"));
+        assert_eq!(balances[0], balances[1], "poll {i}");
+        assert_eq!(balances[0], Some(*remaining), "poll {i}");
     }
 
     // The state each holds, exported: the same JSON.

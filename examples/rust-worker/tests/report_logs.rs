@@ -40,9 +40,9 @@ const OURS: &str = r#"
 {"t_ms":162,"event":"request","job":"job-0001","session":"chat-001","model":"anthropic/claude-3.5-haiku","attempt":2,"stream":false,"max_tokens":512,"tokens":900}
 {"t_ms":200,"event":"response","job":"job-0001","model":"anthropic/claude-3.5-haiku","attempt":2,"status":200,"ok":true,"latency_ms":38,"fault":null,"kind":null,"retryable":null,"retry_after_ms":null,"message":null}
 {"t_ms":201,"event":"job_done","job":"job-0001","session":"chat-001","long":false,"outcome":"answered","kind":null,"attempts":2,"retries":1,"shrinks":0,"model":"anthropic/claude-3.5-haiku"}
-{"t_ms":210,"event":"alert","alert":"warning-balance","state":"raised","value":4.5}
-{"t_ms":260,"event":"alert","alert":"critical-balance","state":"raised","value":0.9}
-{"t_ms":270,"event":"alert","alert":"warning-balance","state":"cleared","value":6.0}
+{"t_ms":210,"event":"alert","alert":"balance-warning","state":"raised","value":4.5}
+{"t_ms":260,"event":"alert","alert":"balance-critical","state":"raised","value":0.9}
+{"t_ms":270,"event":"alert","alert":"balance-warning","state":"cleared","value":6.0}
 {"t_ms":300,"event":"request","job":"job-0003","session":"chat-003","model":"anthropic/claude-3.5-haiku","attempt":2,"stream":false,"max_tokens":512,"tokens":3000}
 {"t_ms":320,"event":"response","job":"job-0003","model":"anthropic/claude-3.5-haiku","attempt":2,"status":429,"ok":false,"latency_ms":20,"fault":"rate-limit","kind":"rate-limited","retryable":true,"retry_after_ms":900,"message":"Rate limit exceeded"}
 {"t_ms":320,"event":"decision","job":"job-0003","attempt":2,"decision":"give-up","after_ms":null,"target_tokens":null,"reason":"budget-exhausted"}
@@ -94,6 +94,35 @@ const NAIVE_GO: &str = r#"
 {"event":"response","t_ms":790,"job":"job-0004","model":"openai/gpt-4o-mini","attempt":1,"status":200,"ok":true,"latency_ms":40}
 {"event":"job_done","t_ms":791,"job":"job-0004","session":"chat-002","long":false,"outcome":"answered","attempts":1,"retries":0,"shrinks":0,"model":"openai/gpt-4o-mini"}
 {"event":"run_end","t_ms":800,"answered":3,"failed":1,"persisted":0,"lost":0}
+"#;
+
+/// Our policy while the account runs dry (`credits-run-out`), Rust worker:
+///
+/// - job-0001: attempt 1 gets a 402 without a number (quota-exhausted); the account is dry,
+///   the job holds (attempt 1); the top-up opens the gate; attempt 2 answers.
+/// - job-0002: arrives while dry: holds before its first request (attempt 0), then attempt 1
+///   answers after the top-up.
+/// - job-0003: a later dry period: attempt 1 gets a 402, holds, the credit does not return
+///   within credit_hold_ms: give-up, failed quota-exhausted.
+const CREDIT: &str = r#"
+{"t_ms":0,"event":"run_start","scenario":"credits-run-out","policy":"ours","surface":"native","jobs":3,"resumed":0}
+{"t_ms":100,"event":"request","job":"job-0001","session":"chat-001","model":"openai/gpt-4o-mini","attempt":1,"stream":false,"max_tokens":512,"tokens":900}
+{"t_ms":130,"event":"response","job":"job-0001","model":"openai/gpt-4o-mini","attempt":1,"status":402,"ok":false,"latency_ms":30,"fault":"credits","kind":"quota-exhausted","retryable":false,"retry_after_ms":null,"message":"Insufficient credits. Add more using https://openrouter.ai/settings/credits"}
+{"t_ms":131,"event":"decision","job":"job-0001","attempt":1,"decision":"hold-for-credit","after_ms":3000,"target_tokens":null,"reason":"account out of credit: waiting for a top-up"}
+{"t_ms":200,"event":"alert","alert":"balance-critical","state":"raised","value":0.0}
+{"t_ms":300,"event":"decision","job":"job-0002","attempt":0,"decision":"hold-for-credit","after_ms":3000,"target_tokens":null,"reason":"account out of credit: waiting for a top-up"}
+{"t_ms":900,"event":"request","job":"job-0001","session":"chat-001","model":"openai/gpt-4o-mini","attempt":2,"stream":false,"max_tokens":512,"tokens":900}
+{"t_ms":900,"event":"request","job":"job-0002","session":"chat-002","model":"openai/gpt-4o-mini","attempt":1,"stream":true,"max_tokens":512,"tokens":1200}
+{"t_ms":930,"event":"response","job":"job-0002","model":"openai/gpt-4o-mini","attempt":1,"status":200,"ok":true,"latency_ms":30,"fault":null,"kind":null,"retryable":null,"retry_after_ms":null,"message":null}
+{"t_ms":931,"event":"job_done","job":"job-0002","session":"chat-002","long":false,"outcome":"answered","kind":null,"attempts":1,"retries":0,"shrinks":0,"model":"openai/gpt-4o-mini"}
+{"t_ms":950,"event":"response","job":"job-0001","model":"openai/gpt-4o-mini","attempt":2,"status":200,"ok":true,"latency_ms":50,"fault":null,"kind":null,"retryable":null,"retry_after_ms":null,"message":null}
+{"t_ms":951,"event":"job_done","job":"job-0001","session":"chat-001","long":false,"outcome":"answered","kind":null,"attempts":2,"retries":1,"shrinks":0,"model":"openai/gpt-4o-mini"}
+{"t_ms":1000,"event":"request","job":"job-0003","session":"chat-003","model":"openai/gpt-4o-mini","attempt":1,"stream":false,"max_tokens":512,"tokens":700}
+{"t_ms":1030,"event":"response","job":"job-0003","model":"openai/gpt-4o-mini","attempt":1,"status":402,"ok":false,"latency_ms":30,"fault":"credits","kind":"quota-exhausted","retryable":false,"retry_after_ms":null,"message":"Insufficient credits. Add more using https://openrouter.ai/settings/credits"}
+{"t_ms":1031,"event":"decision","job":"job-0003","attempt":1,"decision":"hold-for-credit","after_ms":3000,"target_tokens":null,"reason":"account out of credit: waiting for a top-up"}
+{"t_ms":4031,"event":"decision","job":"job-0003","attempt":1,"decision":"give-up","after_ms":null,"target_tokens":null,"reason":"credit did not return within credit_hold_ms"}
+{"t_ms":4032,"event":"job_done","job":"job-0003","session":"chat-003","long":false,"outcome":"failed","kind":"quota-exhausted","attempts":1,"retries":0,"shrinks":0,"model":"openai/gpt-4o-mini"}
+{"t_ms":4040,"event":"run_end","answered":2,"failed":1,"persisted":0,"lost":0}
 "#;
 
 fn log(text: &str) -> Vec<Event> {
@@ -158,12 +187,21 @@ fn ours_summary_matches_the_hand_count() {
     assert_eq!((s.shrinks, s.shrinks_then_answered), (1, 1));
     // Long: 0002 (answered), 0003 (failed).
     assert_eq!((s.long_jobs, s.long_answered), (2, 1));
-    // warning-balance raised once (and cleared once: not counted), critical-balance once.
+    // balance-warning raised once (and cleared once: not counted), balance-critical once.
     assert_eq!(
         s.alerts_raised,
-        map(&[("critical-balance", 1), ("warning-balance", 1)])
+        map(&[("balance-critical", 1), ("balance-warning", 1)])
     );
     assert_eq!((s.deferred, s.fallbacks), (1, 1));
+    // No 402 and no hold in this log.
+    assert_eq!(
+        (
+            s.quota_exhausted_responses,
+            s.holds_for_credit,
+            s.held_then_answered
+        ),
+        (0, 0, 0)
+    );
     // closed → open once; open → half-open is not an opening.
     assert_eq!(s.breaker_opens, map(&[("openai/gpt-4o-mini", 1)]));
     let sd = s.shutdown.as_ref().expect("shutdown seen");
@@ -186,6 +224,62 @@ fn ours_summary_matches_the_hand_count() {
     assert_eq!((s.latency_p50_ms, s.latency_p95_ms), (Some(191), Some(221)));
     assert!(s.complete);
     assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+}
+
+#[test]
+fn holds_for_credit_are_counted_and_are_not_give_ups() {
+    let s = RunSummary::from_events(&log(CREDIT));
+    // Holds: 0001 (after its 402), 0002 (before its first request), 0003 (after its 402).
+    assert_eq!(s.holds_for_credit, 3);
+    // Answered after holding: 0001 and 0002; 0003 held and failed.
+    assert_eq!(s.held_then_answered, 2);
+    // 402s: 0001 attempt 1, 0003 attempt 1.
+    assert_eq!(s.quota_exhausted_responses, 2);
+    assert_eq!((s.jobs_done, s.answered, s.failed), (3, 2, 1));
+    assert_eq!(s.failed_by_kind, map(&[("quota-exhausted", 1)]));
+    // Requests: 0001 ×2, 0002 ×1, 0003 ×1; the attempt after 0001's hold is its one retry,
+    // and it answered: not unnecessary.
+    assert_eq!(
+        (s.requests, s.retries_sent, s.unnecessary_retries),
+        (4, 1, 0)
+    );
+    // One give-up (0003's timed-out hold), not a core reason: no retry avoided by it. The
+    // holds themselves are no give-ups.
+    assert_eq!(s.give_ups_by_reason, map(&[("other", 1)]));
+    assert_eq!((s.give_ups_naive_would_retry, s.retries_avoided), (0, 0));
+    assert_eq!(s.alerts_raised, map(&[("balance-critical", 1)]));
+    assert_eq!((s.fallbacks, s.deferred, s.shrinks), (0, 0, 0));
+    // Latency from the first request: 0001 951−100=851, 0002 931−900=31, 0003 4032−1000=3032;
+    // sorted [31, 851, 3032]: p50 rank 2 → 851, p95 rank 3 → 3032.
+    assert_eq!(
+        (s.latency_p50_ms, s.latency_p95_ms),
+        (Some(851), Some(3032))
+    );
+    assert_eq!(s.lost(), 0);
+    assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+
+    // The table rows, ours beside the (hold-free) naive log of another scenario.
+    let naive = RunSummary::from_events(&log(NAIVE_GO));
+    assert_eq!(
+        (
+            naive.holds_for_credit,
+            naive.held_then_answered,
+            naive.quota_exhausted_responses
+        ),
+        (0, 0, 0)
+    );
+    let table = side_by_side(&[("credits-run-out".into(), s, naive)]);
+    let tail = |needle: &str| -> Vec<String> {
+        let line = table
+            .lines()
+            .find(|l| l.trim_start().starts_with(needle))
+            .unwrap_or_else(|| panic!("a line starting with {needle:?} in\n{table}"));
+        let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
+        words[words.len() - 2..].to_vec()
+    };
+    assert_eq!(tail("402 responses"), ["2", "0"]);
+    assert_eq!(tail("held for credit"), ["3", "0"]);
+    assert_eq!(tail("held then answered"), ["2", "0"]);
 }
 
 #[test]
@@ -493,6 +587,40 @@ fn the_svg_has_one_mark_per_request_and_one_band_segment_per_breaker_period() {
     );
     // Deterministic.
     assert_eq!(svg, render_svg(&log(OURS), "provider-outage · ours"));
+}
+
+#[test]
+fn holds_are_drawn_on_the_deferred_lane_until_the_jobs_next_request() {
+    let svg = render_svg(&log(CREDIT), "credits-run-out · ours");
+    let doc = roxmltree::Document::parse(&svg).expect("the SVG is well-formed XML");
+    // One bar per hold-for-credit decision; no rate-limit deferral in this log.
+    assert_eq!(class_count(&doc, "held"), 3);
+    assert_eq!(class_count(&doc, "deferred"), 0);
+    let tips: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "title")
+        .filter_map(|n| n.text())
+        .collect();
+    // 0001: 131 → its request at 900 = 769 ms; 0002: 300 → 900 = 600 ms; 0003: 1031 → its
+    // job_done at 4032 = 3001 ms.
+    for tip in [
+        "job-0001 held for credit at 0.131 s (769 ms, at most 3000 ms)",
+        "job-0002 held for credit at 0.300 s (600 ms, at most 3000 ms)",
+        "job-0003 held for credit at 1.031 s (3001 ms, at most 3000 ms)",
+    ] {
+        assert!(tips.contains(&tip), "{tip} not in {tips:?}");
+    }
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.tag_name().name() == "text")
+        .filter_map(|n| n.text())
+        .collect();
+    assert!(texts.contains(&"held for credit"), "{texts:?}");
+    assert!(texts.contains(&"deferred / held (credit)"), "{texts:?}");
+    // A log without holds has neither the bars nor the legend entry.
+    let plain = render_svg(&log(OURS), "ours");
+    assert!(!plain.contains("held for credit"));
+    assert!(!plain.contains(r#"class="held""#));
 }
 
 #[test]

@@ -147,11 +147,55 @@ fn credits_run_out_alerts_once_and_lowers_max_tokens() {
             e.t_ms >= d.t_ms
                 && matches!(&e.body, EventBody::Request { job: j, attempt, .. } if j == job && *attempt > 1)
         });
-        assert!(
-            matches!(next.map(|e| &e.body), Some(EventBody::Request { max_tokens, .. }) if max_tokens == t),
-            "the retry of {job} did not use max_tokens {t}"
-        );
+        match next.map(|e| &e.body) {
+            Some(EventBody::Request { max_tokens, .. }) => assert_eq!(
+                max_tokens, t,
+                "the retry of {job} did not use max_tokens {t}"
+            ),
+            // No retry: the account was dry by then, so the job held (and its hold timed out).
+            _ => assert!(
+                ours.events.iter().any(|e| e.t_ms >= d.t_ms
+                    && matches!(&e.body, EventBody::Decision { job: j, decision, .. }
+                        if j == job && decision == "hold-for-credit")),
+                "{job} lowered max_tokens, then neither retried nor held"
+            ),
+        }
     }
-    // Every 402 message is the core's redacted text and says what it can afford.
     assert_eq!(ours.lost, 0);
+
+    // The credit hold: once the account is dry, jobs hold instead of sending into the 402.
+    let holds = decisions(&ours.events, "hold-for-credit");
+    assert!(!holds.is_empty(), "no job held for credit");
+    let held: std::collections::BTreeSet<&str> = holds
+        .iter()
+        .filter_map(|e| match &e.body {
+            EventBody::Decision { job, .. } => Some(job.as_str()),
+            _ => None,
+        })
+        .collect();
+    let answered_after_hold = done(&ours.events)
+        .iter()
+        .filter(|d| d.answered && held.contains(d.job.as_str()))
+        .count();
+    assert!(
+        answered_after_hold > 0,
+        "no job that held was answered after the top-up"
+    );
+    // No stream of 402s while dry: at most the requests in flight when it ran dry, twice.
+    let quota_402s = ours
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(&e.body, EventBody::Response { kind: Some(k), .. } if k == "quota-exhausted")
+        })
+        .count();
+    let concurrency = policy().concurrency;
+    assert!(
+        quota_402s <= 2 * concurrency,
+        "{quota_402s} quota-exhausted responses > 2 × concurrency {concurrency}"
+    );
+    // A hold is not a give-up, and every job ends answered or failed.
+    let (answered, failed, persisted, lost) = run_end(&ours.events);
+    assert_eq!((persisted, lost), (0, 0));
+    assert_eq!(answered + failed, done(&ours.events).len() as u64);
 }

@@ -197,3 +197,87 @@ fn the_in_process_cancel_handle_persists_and_resumes() {
     assert_each_job_done_once(&[&first.events, &second.events]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Cancels the run once `after` `hold-for-credit` decisions were written.
+struct CancelOnHolds {
+    seen: usize,
+    after: usize,
+    cancel: CancelHandle,
+}
+
+impl Write for CancelOnHolds {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let needle = b"\"hold-for-credit\"";
+        self.seen += buf.windows(needle.len()).filter(|w| w == needle).count();
+        if self.seen >= self.after {
+            self.cancel.cancel("cancel");
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_job_holding_for_credit_is_persisted_with_its_counts() {
+    let dir = temp_dir("hold");
+    let state_dir = dir.join("state");
+    let rt = common::runtime();
+    let mut policy = common::policy();
+    // Cancel the holders at once: the top-up (3.2 s) must not end their holds in the grace.
+    policy.shutdown_grace_ms = 20;
+    let cancel = CancelHandle::new();
+    let run = rt
+        .block_on(app::run_scenario(ScenarioRun {
+            scenario: common::scenario("credits-run-out"),
+            policy,
+            naive: false,
+            engine: EngineChoice::Native,
+            base_url: None,
+            api_key: app::MOCK_KEY.into(),
+            events: Some(Box::new(CancelOnHolds {
+                seen: 0,
+                after: 3,
+                cancel: cancel.clone(),
+            })),
+            state_dir: Some(state_dir.clone()),
+            progress: false,
+            cancel,
+            max_jobs: None,
+        }))
+        .expect("the run completes");
+    assert_eq!(run.lost, 0);
+    assert!(run.persisted > 0);
+    // The jobs that held and did not end: every one is in the state, with the attempts it made.
+    let ended: std::collections::BTreeSet<String> = common::done(&run.events)
+        .into_iter()
+        .map(|d| d.job)
+        .collect();
+    let mut requests: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut holding: std::collections::BTreeSet<&str> = Default::default();
+    for e in &run.events {
+        match &e.body {
+            EventBody::Request { job, .. } => *requests.entry(job).or_insert(0) += 1,
+            EventBody::Decision { job, decision, .. } if decision == "hold-for-credit" => {
+                holding.insert(job);
+            }
+            _ => {}
+        }
+    }
+    holding.retain(|j| !ended.contains(*j));
+    assert!(!holding.is_empty(), "no job was holding at the shutdown");
+    let saved = state::load(&state_dir)
+        .expect("state")
+        .expect("a state file");
+    for job in &holding {
+        let p = saved
+            .jobs
+            .iter()
+            .find(|p| p.job.id == *job)
+            .unwrap_or_else(|| panic!("holding {job} was not persisted"));
+        assert_eq!(p.attempts, requests.get(job).copied().unwrap_or(0), "{job}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

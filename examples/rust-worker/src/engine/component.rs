@@ -219,6 +219,10 @@ impl Engine for ComponentEngine {
             .map_err(host("credits"))
     }
 
+    fn credit_balance(&self) -> Result<Option<f64>, EngineError> {
+        Ok(self.credits.status().map_err(host("credits"))?.balance_usd)
+    }
+
     fn suggest_max_tokens(&self, text: &str) -> Result<Option<Affordable>, EngineError> {
         self.plugin
             .suggest_max_tokens(text)

@@ -171,6 +171,9 @@ pub trait Engine: Send + Sync {
     /// Feeds one `GET /api/v1/key` body to the credit monitor; the alerts it raised or cleared.
     fn credit_observe(&self, key_body: &str, now_ms: u64) -> Result<Vec<AlertEvent>, EngineError>;
 
+    /// The credit monitor's latest binding balance, USD (`None` before any observation).
+    fn credit_balance(&self) -> Result<Option<f64>, EngineError>;
+
     /// Reads a 402 "can only afford M" and suggests a `max_tokens`.
     fn suggest_max_tokens(&self, text: &str) -> Result<Option<Affordable>, EngineError>;
 

@@ -212,6 +212,10 @@ impl Engine for NativeEngine {
         Ok(self.lock().credits.observe(&snapshot, now_ms, None))
     }
 
+    fn credit_balance(&self) -> Result<Option<f64>, EngineError> {
+        Ok(self.lock().credits.status().balance_usd)
+    }
+
     fn suggest_max_tokens(&self, text: &str) -> Result<Option<Affordable>, EngineError> {
         Ok(credits::suggest_max_tokens(text))
     }
