@@ -278,7 +278,7 @@ func num(v any) int {
 
 // summary prints the line test.sh shows for a run.
 func summary(name string, res Result) {
-	fmt.Printf("[go-worker] %-28s jobs %3d  answered %3d  failed %3d %v  persisted %3d  lost %d  requests %d  retries %d  shrinks %d  rejected %d  alerts %v\n",
+	fmt.Printf("[go-worker] %-28s jobs %3d  answered %3d  failed %3d %v  persisted %3d  lost %d  requests %d  retries %d  shrinks %d  rejected %d  held %d  alerts %v\n",
 		name, res.Jobs, res.Answered, res.Failed, res.FailedByKind, res.Persisted, res.Lost,
-		res.Requests, res.Retries, res.Shrinks, res.Rejections, res.Alerts)
+		res.Requests, res.Retries, res.Shrinks, res.Rejections, res.Held, res.Alerts)
 }

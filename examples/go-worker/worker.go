@@ -68,6 +68,9 @@ type Result struct {
 	FailedByKind map[string]int
 	// Requests, Retries, Shrinks and Rejections (breaker refusals) over all jobs.
 	Requests, Retries, Shrinks, Rejections int
+	// Held counts credit holds: hold-for-credit decisions (at most one per job per period
+	// the account was out of credit).
+	Held int
 	// Alerts counts credit alerts raised, by alert.
 	Alerts map[string]int
 	// Shutdown is true when the context was cancelled before every job was done.
@@ -248,6 +251,11 @@ type run struct {
 	docs    []llmr.Document
 	windows map[string]int
 	chatURL string
+	// gate is the account's credit state (ours, with Policy.CreditHold > 0).
+	gate creditGate
+	// shutdown is closed when the run is asked to stop: credit holds end at once (their
+	// jobs are persisted) instead of using the grace that in-flight calls get.
+	shutdown <-chan struct{}
 
 	mu         sync.Mutex
 	res        Result
@@ -284,7 +292,7 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 	}
 	r := &run{
 		w: w, p: w.opts.Policy, h: h, ev: ev, batch: batch, windows: windows,
-		chatURL: w.opts.BaseURL + "/api/v1/chat/completions",
+		chatURL: w.opts.BaseURL + "/api/v1/chat/completions", shutdown: ctx.Done(),
 	}
 	for _, d := range batch.Documents {
 		r.docs = append(r.docs, llmr.Document{ID: d.ID, Text: d.Text})
@@ -573,7 +581,19 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 	in := r.input(j)
 	attemptNo := 1
 	lastKind := ""
+	holding := r.p.CreditHold > 0
 	for {
+		// The credit hold: no request goes into a known 402.
+		gv := r.gate.view()
+		if holding && gv.dry {
+			switch r.holdForCredit(ctx, j, attemptNo, gv.wake) {
+			case holdCancelled:
+				return outcomeUnfinished, ""
+			case holdTimedOut:
+				return r.creditGiveUp(j, s, attemptNo)
+			}
+			continue
+		}
 		model, permit, wait, ok := r.pickModel(j, attemptNo, first)
 		if !ok {
 			if wait <= 0 {
@@ -639,6 +659,22 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 				continue
 			}
 		}
+		// Out of credit and nothing to lower: hold for a top-up instead of giving up. The
+		// retry call is not consulted (its state is kept); a hold that ends with the gate
+		// open is a retry.
+		if holding && a.class.Kind == llmr.KindQuotaExhausted {
+			held := r.gate.markDry(time.Now(), gv.opens)
+			switch r.holdForCredit(ctx, j, attemptNo+1, held.wake) {
+			case holdCancelled:
+				return outcomeUnfinished, ""
+			case holdTimedOut:
+				return r.creditGiveUp(j, s, attemptNo)
+			}
+			attemptNo++
+			s.retries++
+			r.count(func(res *Result) { res.Retries++ })
+			continue
+		}
 		d := call.Decide(a.class, time.Now(), t.Report.TokensAfter)
 		switch d.Action {
 		case llmr.ActionRetry:
@@ -679,6 +715,25 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 			return outcomeUnfinished, ""
 		}
 	}
+}
+
+// holdForCredit emits the hold-for-credit decision and waits until the gate's wake channel
+// closes, Policy.CreditHold passes, or the run stops.
+func (r *run) holdForCredit(ctx context.Context, j Job, attemptNo int, wake <-chan struct{}) holdResult {
+	r.count(func(res *Result) { res.Held++ })
+	r.ev.Emit("decision", Event{"job": j.ID, "attempt": attemptNo, "decision": "hold-for-credit",
+		"after_ms": r.p.CreditHold.Milliseconds(), "target_tokens": nil,
+		"reason": "account out of credit: waiting for a top-up"})
+	t := time.NewTimer(r.p.CreditHold)
+	defer t.Stop()
+	return waitGate(wake, t.C, ctx.Done(), r.shutdown)
+}
+
+// creditGiveUp ends a job whose credit hold ran out.
+func (r *run) creditGiveUp(j Job, s jobState, attemptNo int) (outcome, string) {
+	r.ev.Emit("decision", Event{"job": j.ID, "attempt": attemptNo, "decision": "give-up",
+		"after_ms": nil, "target_tokens": nil, "reason": "credit did not return within credit_hold_ms"})
+	return r.done(j, s, outcomeFailed, llmr.KindQuotaExhausted.String())
 }
 
 // pickModel returns the first model whose breaker admits a call (emitting a rejected event
@@ -837,6 +892,11 @@ func (r *run) pollCredits(ctx context.Context) {
 				if err == nil {
 					for _, a := range alerts {
 						r.alert(a)
+					}
+					// The monitor's balance_usd (the binding one of account and key)
+					// opens the credit gate on a top-up.
+					if st, err := r.h.monitor.Status(); err == nil {
+						r.gate.observe(st.BalanceUSD)
 					}
 				}
 			}
