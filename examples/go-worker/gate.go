@@ -80,6 +80,11 @@ func (g *creditGate) markDry(now time.Time, opensAtSend uint64) gateView {
 // none) and opens the gate when it shows a top-up: strictly more than the balance at the time
 // the account went dry plus topUpMarginUSD, or, when no balance was known then, more than
 // topUpMarginUSD. It reports whether this observation opened the gate; every holder wakes.
+//
+// The balance at dry is the latest poll's, which can be older than the 402 (polls come every
+// credit_poll_ms, and a burst of answers spends between two of them): a lower balance seen
+// while dry replaces it, so a stale, higher reading cannot hide the next top-up. Balances only
+// fall between top-ups, so the lowest one seen is the level a top-up rises from.
 func (g *creditGate) observe(balance *float64) bool {
 	if balance == nil {
 		return false
@@ -96,6 +101,9 @@ func (g *creditGate) observe(balance *float64) bool {
 		floor = *g.atDry
 	}
 	if b <= floor+topUpMarginUSD {
+		if g.atDry != nil && b < *g.atDry {
+			g.atDry = &b
+		}
 		return false
 	}
 	g.dry, g.atDry = false, nil

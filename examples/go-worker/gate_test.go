@@ -57,8 +57,10 @@ func TestGateTopUpOpensIt(t *testing.T) {
 	if again.wake != v.wake || *g.atDry != 0.31 || !g.since.Equal(now) {
 		t.Errorf("a second 402 started a new period: %+v", again)
 	}
-	// Lower balances, the same one, and a rise within the margin do not open it.
-	for _, b := range []float64{0.2, 0.0, 0.31, 0.315, 0.32} {
+	// The same balance, a rise within the margin, and lower balances (answers still in
+	// flight when it went dry are charged) do not open it; the rise is measured from the
+	// lowest balance seen.
+	for _, b := range []float64{0.31, 0.315, 0.25, 0.2, 0.205} {
 		if g.observe(usd(b)) {
 			t.Errorf("balance %v opened the gate (dry at 0.31)", b)
 		}
@@ -70,8 +72,8 @@ func TestGateTopUpOpensIt(t *testing.T) {
 	if got := waitGate(v.wake, firedTimer(), nil, nil); got != holdTimedOut {
 		t.Errorf("timer fired while dry: %v, want timed out", got)
 	}
-	// The top-up: 0.31 + 3.00.
-	if !g.observe(usd(3.31)) {
+	// The top-up: 0.2 + 3.00.
+	if !g.observe(usd(3.2)) {
 		t.Fatal("a $3 top-up did not open the gate")
 	}
 	if after := g.view(); after.dry || after.wake != nil || after.opens != v.opens+1 {
@@ -89,6 +91,27 @@ func TestGateTopUpOpensIt(t *testing.T) {
 	}
 	if g.observe(usd(0.05)) || !g.observe(usd(0.07)) {
 		t.Error("second period: 0.05 must not open it, 0.07 must")
+	}
+}
+
+// The latest poll before the 402 can be stale (read just after the previous top-up, before a
+// burst of answers spent it): the lower balance the next poll shows becomes the level a top-up
+// is measured from, so the next top-up still opens the gate.
+func TestGateStaleBalanceAtDry(t *testing.T) {
+	var g creditGate
+	g.observe(usd(3.03)) // just after a $3 top-up
+	v := g.markDry(time.Unix(0, 0), g.view().opens)
+	if *g.atDry != 3.03 {
+		t.Fatalf("balance at dry %v, want the latest poll's 3.03", *g.atDry)
+	}
+	if g.observe(usd(0.15)) || !g.view().dry {
+		t.Fatal("a lower balance opened the gate")
+	}
+	if !g.observe(usd(3.15)) {
+		t.Error("a $3 top-up from 0.15 did not open the gate (balance at dry stuck at the stale 3.03)")
+	}
+	if got := waitGate(v.wake, nil, nil, nil); got != holdOpened {
+		t.Errorf("holder: %v, want opened", got)
 	}
 }
 

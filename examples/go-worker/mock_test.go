@@ -254,6 +254,9 @@ func checkEvents(t *testing.T, ev *eventLines, res Result) {
 	if len(done) != res.Answered+res.Failed {
 		t.Errorf("%d job_done events for %d answered + %d failed", len(done), res.Answered, res.Failed)
 	}
+	if holds := len(holdDecisions(ev)); holds != res.Held {
+		t.Errorf("%d hold-for-credit decisions, result says held %d", holds, res.Held)
+	}
 	bad := 0
 	for _, e := range ev.events {
 		if _, ok := e["t_ms"].(float64); !ok {
@@ -265,6 +268,17 @@ func checkEvents(t *testing.T, ev *eventLines, res Result) {
 			}
 		}
 	}
+}
+
+// holdDecisions returns the hold-for-credit decisions.
+func holdDecisions(ev *eventLines) []map[string]any {
+	var out []map[string]any
+	for _, e := range ev.named("decision") {
+		if e["decision"] == "hold-for-credit" {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // num reads a JSON number as an int (-1 if it is not one).
