@@ -248,8 +248,9 @@ func TestCreditsRunOut(t *testing.T) {
 		raised, len(lowered), answeredAfter, len(holds), len(held), heldAnswered, quota)
 }
 
-// A shutdown while jobs hold for credit: the holds end at once, the holding jobs are
-// unfinished and persisted with the others, nothing is lost.
+// A shutdown while jobs hold for credit (cancelled at the first hold that follows a 402, so
+// that job has sent a request): the holds end at once, the holding jobs are unfinished and
+// persisted with the others and with their counts, nothing is lost.
 func TestShutdownWhileHoldingForCredit(t *testing.T) {
 	t.Parallel()
 	m := startMock(t, "credits-run-out")
@@ -259,7 +260,7 @@ func TestShutdownWhileHoldingForCredit(t *testing.T) {
 	res, ev := runOnce(t, ctx, m, func(o *Options) {
 		o.StateDir = dir
 		o.Events.(*eventLines).onLine = func(e map[string]any) {
-			if e["event"] == "decision" && e["decision"] == "hold-for-credit" {
+			if e["event"] == "decision" && e["decision"] == "hold-for-credit" && num(e["attempt"]) >= 2 {
 				cancel()
 			}
 		}
@@ -268,7 +269,7 @@ func TestShutdownWhileHoldingForCredit(t *testing.T) {
 	if !res.Shutdown || res.Held == 0 || res.Persisted == 0 || res.Lost != 0 {
 		t.Fatalf("%+v; want a shutdown during a hold, persisted > 0 and lost == 0", res)
 	}
-	batch, ok, err := loadJobs(dir)
+	batch, progress, ok, err := loadJobs(dir)
 	if err != nil || !ok {
 		t.Fatalf("jobs.json: %v (found %v)", err, ok)
 	}
@@ -289,6 +290,32 @@ func TestShutdownWhileHoldingForCredit(t *testing.T) {
 	if len(batch.Jobs) != res.Persisted {
 		t.Errorf("jobs.json holds %d jobs, the result says %d persisted", len(batch.Jobs), res.Persisted)
 	}
+	// The persisted jobs keep their counts: as many attempts as requests they sent.
+	sent := requestsPerJob(ev)
+	withCounts := 0
+	for _, j := range batch.Jobs {
+		if progress[j.ID].Attempts != sent[j.ID] {
+			t.Errorf("job %s sent %d requests, persisted with %+v", j.ID, sent[j.ID], progress[j.ID])
+		}
+		if progress[j.ID].Attempts > 0 {
+			withCounts++
+		}
+	}
+	if withCounts == 0 {
+		t.Error("no persisted job had sent a request: the job whose 402 began the hold must be among them")
+	}
+}
+
+// requestsPerJob counts the request events of each job over some runs.
+func requestsPerJob(evs ...*eventLines) map[string]int {
+	out := map[string]int{}
+	for _, ev := range evs {
+		for _, e := range ev.named("request") {
+			id, _ := e["job"].(string)
+			out[id]++
+		}
+	}
+	return out
 }
 
 // The key goes into every request of the mixed scenario (resets, stream errors, 429s, outages,
@@ -389,6 +416,13 @@ func TestShutdownAndResume(t *testing.T) {
 	for _, j := range batch.Jobs {
 		if seen[j.ID] != 1 {
 			t.Errorf("job %s finished %d times across the two runs", j.ID, seen[j.ID])
+		}
+	}
+	// A resumed job goes on counting: its job_done counts the requests of both runs.
+	sent := requestsPerJob(ev1, ev2)
+	for id, e := range jobsDone(t, ev2) {
+		if num(e["attempts"]) != sent[id] {
+			t.Errorf("job %s: job_done says %v attempts, %d requests were sent across the two runs", id, e["attempts"], sent[id])
 		}
 	}
 	if len(seen) != len(batch.Jobs) {

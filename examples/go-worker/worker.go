@@ -257,12 +257,17 @@ type run struct {
 	// jobs are persisted) instead of using the grace that in-flight calls get.
 	shutdown <-chan struct{}
 
+	// resumedProgress is what the persisted jobs had done before (read only).
+	resumedProgress map[string]jobProgress
+
 	mu         sync.Mutex
 	res        Result
 	unfinished []Job
-	inFlight   int
-	stopping   bool
-	inGrace    int // jobs finished after the shutdown request
+	// progress is what the unfinished jobs had done, persisted with them.
+	progress map[string]jobProgress
+	inFlight int
+	stopping bool
+	inGrace  int // jobs finished after the shutdown request
 }
 
 // Run takes the jobs (the persisted ones if the state dir holds any, else from the source),
@@ -281,7 +286,7 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	batch, resumed, err := loadJobs(w.opts.StateDir)
+	batch, progress, resumed, err := loadJobs(w.opts.StateDir)
 	if err != nil {
 		return Result{}, err
 	}
@@ -293,6 +298,7 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 	r := &run{
 		w: w, p: w.opts.Policy, h: h, ev: ev, batch: batch, windows: windows,
 		chatURL: w.opts.BaseURL + "/api/v1/chat/completions", shutdown: ctx.Done(),
+		resumedProgress: progress, progress: map[string]jobProgress{},
 	}
 	for _, d := range batch.Documents {
 		r.docs = append(r.docs, llmr.Document{ID: d.ID, Text: d.Text})
@@ -408,7 +414,17 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 	if w.opts.StateDir != "" {
 		rest := r.batch
 		rest.Jobs = unfinished
-		if persistErr = saveJobs(w.opts.StateDir, rest); persistErr == nil {
+		r.mu.Lock()
+		progress := make(map[string]jobProgress, len(r.progress))
+		for _, j := range unfinished {
+			if pr, ok := r.progress[j.ID]; ok {
+				progress[j.ID] = pr
+			} else if pr, ok := r.resumedProgress[j.ID]; ok { // resumed, not started again
+				progress[j.ID] = pr
+			}
+		}
+		r.mu.Unlock()
+		if persistErr = saveJobs(w.opts.StateDir, rest, progress); persistErr == nil {
 			persistErr = w.saveSnapshots(h)
 		}
 		if persistErr == nil {
@@ -543,10 +559,22 @@ func (r *run) done(j Job, s jobState, o outcome, kind string) (outcome, string) 
 		e["outcome"] = "failed"
 		e["kind"] = kind
 	default:
-		return o, kind // unfinished jobs have no job_done: they are persisted
+		// Unfinished jobs have no job_done: they are persisted, with their counts.
+		if s.attempts > 0 {
+			r.mu.Lock()
+			r.progress[j.ID] = jobProgress{Attempts: s.attempts, Retries: s.retries, Shrinks: s.shrinks}
+			r.mu.Unlock()
+		}
+		return o, kind
 	}
 	r.ev.Emit("job_done", e)
 	return o, kind
+}
+
+// resumed is a job's state at its start: zero, or the counts a previous run persisted.
+func (r *run) resumed(j Job) jobState {
+	pr := r.resumedProgress[j.ID]
+	return jobState{attempts: pr.Attempts, retries: pr.Retries, shrinks: pr.Shrinks}
 }
 
 // process runs one job to its end.
@@ -559,13 +587,13 @@ func (r *run) process(ctx context.Context, j Job) (outcome, string) {
 
 // processOurs is the policy path: limiter, breakers with fallback, trimming, retry decisions.
 func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
-	var s jobState
+	s := r.resumed(j)
 	// The session's rate limit: an invalid session id (empty, too long) is not limited.
 	if v, err := r.h.limiter.AllowN(j.Session, 1); err == nil && !v.Allowed {
 		r.ev.Emit("deferred", Event{"job": j.ID, "session": j.Session, "wait_ms": v.RetryIn.Milliseconds()})
 		if err := r.h.limiter.Wait(ctx, j.Session); err != nil {
 			if ctx.Err() != nil {
-				return outcomeUnfinished, ""
+				return r.done(j, s, outcomeUnfinished, "")
 			}
 		}
 	}
@@ -579,7 +607,7 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 	maxTokens, lowered := r.p.MaxTokens, false
 	shrunk := map[string]llmr.ContextSettings{}
 	in := r.input(j)
-	attemptNo := 1
+	attemptNo := s.attempts + 1 // a resumed job goes on counting
 	lastKind := ""
 	holding := r.p.CreditHold > 0
 	for {
@@ -588,7 +616,7 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 		if holding && gv.dry {
 			switch r.holdForCredit(ctx, j, attemptNo, gv.wake) {
 			case holdCancelled:
-				return outcomeUnfinished, ""
+				return r.done(j, s, outcomeUnfinished, "")
 			case holdTimedOut:
 				return r.creditGiveUp(j, s, attemptNo)
 			}
@@ -608,7 +636,7 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 				return r.done(j, s, outcomeFailed, lastKind)
 			}
 			if !sleep(ctx, wait) {
-				return outcomeUnfinished, ""
+				return r.done(j, s, outcomeUnfinished, "")
 			}
 			continue
 		}
@@ -635,7 +663,7 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 			r.p.RequestTimeout)
 		if a.cancelled {
 			r.h.breakers.RecordAt(model, permit, llmr.Ignored, time.Now())
-			return outcomeUnfinished, ""
+			return r.done(j, s, outcomeUnfinished, "")
 		}
 		o := llmr.Succeeded
 		if !a.ok {
@@ -666,7 +694,7 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 			held := r.gate.markDry(time.Now(), gv.opens)
 			switch r.holdForCredit(ctx, j, attemptNo+1, held.wake) {
 			case holdCancelled:
-				return outcomeUnfinished, ""
+				return r.done(j, s, outcomeUnfinished, "")
 			case holdTimedOut:
 				return r.creditGiveUp(j, s, attemptNo)
 			}
@@ -712,7 +740,7 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 		}
 		attemptNo = d.Attempt
 		if !sleep(ctx, d.After) {
-			return outcomeUnfinished, ""
+			return r.done(j, s, outcomeUnfinished, "")
 		}
 	}
 }
@@ -824,12 +852,12 @@ func trimEvent(j Job, model string, t llmr.Trimmed) Event {
 // processNaive is the baseline: first model, history cut to a number of messages, every error
 // retried a fixed number of times with a fixed backoff. No breaker, limiter or budget.
 func (r *run) processNaive(ctx context.Context, j Job) (outcome, string) {
-	var s jobState
+	s := r.resumed(j)
 	model := r.p.Models[0]
 	s.model = model
 	keep := r.p.Naive.HistoryMessages
 	in := r.input(j)
-	for attemptNo := 1; ; attemptNo++ {
+	for attemptNo := s.attempts + 1; ; attemptNo++ {
 		// Trim only applies the message cap here: the window is far larger than any request.
 		settings := llmr.ContextSettings{ContextWindow: 100_000_000, ReservedOutputTokens: r.p.MaxTokens,
 			MaxHistoryMessages: keep}
@@ -849,7 +877,7 @@ func (r *run) processNaive(ctx context.Context, j Job) (outcome, string) {
 			chatRequest{Model: model, Messages: t.Messages, MaxTokens: r.p.MaxTokens, Stream: j.Stream},
 			r.p.RequestTimeout)
 		if a.cancelled {
-			return outcomeUnfinished, ""
+			return r.done(j, s, outcomeUnfinished, "")
 		}
 		r.respond(j, model, attemptNo, a)
 		if a.ok {
@@ -874,7 +902,7 @@ func (r *run) processNaive(ctx context.Context, j Job) (outcome, string) {
 				"after_ms": r.p.Naive.Backoff.Milliseconds(), "target_tokens": nil, "reason": kind})
 		}
 		if !sleep(ctx, r.p.Naive.Backoff) {
-			return outcomeUnfinished, ""
+			return r.done(j, s, outcomeUnfinished, "")
 		}
 	}
 }
