@@ -254,6 +254,18 @@ func checkEvents(t *testing.T, ev *eventLines, res Result) {
 	if len(done) != res.Answered+res.Failed {
 		t.Errorf("%d job_done events for %d answered + %d failed", len(done), res.Answered, res.Failed)
 	}
+	// Each job's requests are numbered 1, 2, 3, … in order (a resumed job goes on from
+	// where the previous run left it).
+	last := map[string]int{}
+	for _, e := range ev.named("request") {
+		id, _ := e["job"].(string)
+		if n := num(e["attempt"]); last[id] != 0 && n != last[id]+1 {
+			t.Errorf("job %s: request attempt %d after %d", id, n, last[id])
+		} else if last[id] == 0 && n < 1 {
+			t.Errorf("job %s: request attempt %v", id, e["attempt"])
+		}
+		last[id] = num(e["attempt"])
+	}
 	if holds := len(holdDecisions(ev)); holds != res.Held {
 		t.Errorf("%d hold-for-credit decisions, result says held %d", holds, res.Held)
 	}

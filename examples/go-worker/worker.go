@@ -708,7 +708,7 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 		case llmr.ActionRetry:
 			s.retries++
 			r.count(func(res *Result) { res.Retries++ })
-			r.ev.Emit("decision", Event{"job": j.ID, "attempt": d.Attempt, "decision": "retry",
+			r.ev.Emit("decision", Event{"job": j.ID, "attempt": attemptNo + 1, "decision": "retry",
 				"after_ms": d.After.Milliseconds(), "target_tokens": nil, "reason": lastKind})
 		case llmr.ActionShrinkContext:
 			next, _, err := llmr.NextBudget(a.class, settings, t.Report.TokensAfter, r.p.Retry)
@@ -720,7 +720,7 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 			shrunk[model] = next
 			s.shrinks++
 			r.count(func(res *Result) { res.Shrinks++ })
-			r.ev.Emit("decision", Event{"job": j.ID, "attempt": d.Attempt, "decision": "shrink",
+			r.ev.Emit("decision", Event{"job": j.ID, "attempt": attemptNo + 1, "decision": "shrink",
 				"after_ms": d.After.Milliseconds(), "target_tokens": d.TargetTokens, "reason": lastKind})
 		default:
 			if next := r.fallbackAfter(model, a.class.Kind, d.Reason); next > first {
@@ -738,7 +738,10 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 				"after_ms": nil, "target_tokens": nil, "reason": d.Reason.String()})
 			return r.done(j, s, outcomeFailed, lastKind)
 		}
-		attemptNo = d.Attempt
+		// The job's own count, not the call's (d.Attempt): a fallback starts a fresh call,
+		// and lowering max_tokens, a credit hold and a resumed job add attempts the call
+		// does not know about.
+		attemptNo++
 		if !sleep(ctx, d.After) {
 			return r.done(j, s, outcomeUnfinished, "")
 		}
