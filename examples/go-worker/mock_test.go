@@ -254,6 +254,21 @@ func checkEvents(t *testing.T, ev *eventLines, res Result) {
 	if len(done) != res.Answered+res.Failed {
 		t.Errorf("%d job_done events for %d answered + %d failed", len(done), res.Answered, res.Failed)
 	}
+	// Each job's requests are numbered 1, 2, 3, … in order (a resumed job goes on from
+	// where the previous run left it).
+	last := map[string]int{}
+	for _, e := range ev.named("request") {
+		id, _ := e["job"].(string)
+		if n := num(e["attempt"]); last[id] != 0 && n != last[id]+1 {
+			t.Errorf("job %s: request attempt %d after %d", id, n, last[id])
+		} else if last[id] == 0 && n < 1 {
+			t.Errorf("job %s: request attempt %v", id, e["attempt"])
+		}
+		last[id] = num(e["attempt"])
+	}
+	if holds := len(holdDecisions(ev)); holds != res.Held {
+		t.Errorf("%d hold-for-credit decisions, result says held %d", holds, res.Held)
+	}
 	bad := 0
 	for _, e := range ev.events {
 		if _, ok := e["t_ms"].(float64); !ok {
@@ -267,6 +282,17 @@ func checkEvents(t *testing.T, ev *eventLines, res Result) {
 	}
 }
 
+// holdDecisions returns the hold-for-credit decisions.
+func holdDecisions(ev *eventLines) []map[string]any {
+	var out []map[string]any
+	for _, e := range ev.named("decision") {
+		if e["decision"] == "hold-for-credit" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // num reads a JSON number as an int (-1 if it is not one).
 func num(v any) int {
 	f, ok := v.(float64)
@@ -278,7 +304,7 @@ func num(v any) int {
 
 // summary prints the line test.sh shows for a run.
 func summary(name string, res Result) {
-	fmt.Printf("[go-worker] %-28s jobs %3d  answered %3d  failed %3d %v  persisted %3d  lost %d  requests %d  retries %d  shrinks %d  rejected %d  alerts %v\n",
+	fmt.Printf("[go-worker] %-28s jobs %3d  answered %3d  failed %3d %v  persisted %3d  lost %d  requests %d  retries %d  shrinks %d  rejected %d  held %d  alerts %v\n",
 		name, res.Jobs, res.Answered, res.Failed, res.FailedByKind, res.Persisted, res.Lost,
-		res.Requests, res.Retries, res.Shrinks, res.Rejections, res.Alerts)
+		res.Requests, res.Retries, res.Shrinks, res.Rejections, res.Held, res.Alerts)
 }

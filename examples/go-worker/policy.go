@@ -76,6 +76,10 @@ type Policy struct {
 	ShutdownGrace time.Duration
 	// CreditPoll is the period of GET /api/v1/key.
 	CreditPoll time.Duration
+	// CreditHold is how long a job waits for a top-up once the account is out of credit
+	// (the credit hold, see gate.go); 0 turns holding off: a job that meets a 402 the
+	// lower-max-tokens step cannot handle gives up at once.
+	CreditHold time.Duration
 	// Retry is the retry policy (the core's RetryConfig).
 	Retry llmr.RetrySettings
 	// Budget is the service-wide retry budget (RetryBudgetConfig).
@@ -104,6 +108,7 @@ type policyFile struct {
 	Concurrency      *int            `json:"concurrency"`
 	ShutdownGraceMs  *int64          `json:"shutdown_grace_ms"`
 	CreditPollMs     *int64          `json:"credit_poll_ms"`
+	CreditHoldMs     json.RawMessage `json:"credit_hold_ms"`
 	Retry            json.RawMessage `json:"retry"`
 	Budget           json.RawMessage `json:"budget"`
 	Breaker          json.RawMessage `json:"breaker"`
@@ -298,6 +303,9 @@ func DecodePolicy(r io.Reader) (Policy, error) {
 		}
 		*r.into = ms(*r.v)
 	}
+	if p.CreditHold, err = decodeCreditHold(f.CreditHoldMs); err != nil {
+		return Policy{}, err
+	}
 	if f.MaxTokens == nil || *f.MaxTokens < 1 || *f.MaxTokens > 1_000_000 {
 		return Policy{}, policyErr("max_tokens", "required, 1..1000000")
 	}
@@ -337,6 +345,30 @@ func DecodePolicy(r io.Reader) (Policy, error) {
 		return Policy{}, err
 	}
 	return p, nil
+}
+
+// maxCreditHoldMs bounds credit_hold_ms: a day. Holding customers' messages longer than that
+// is not a hold but an outage of the bot, and a larger number is a typo (seconds × 1000 twice).
+const maxCreditHoldMs = 86_400_000
+
+// decodeCreditHold reads credit_hold_ms: an integer number of ms in 0..=maxCreditHoldMs;
+// absent means 0 (no holding, the behaviour of policy files written before the field).
+func decodeCreditHold(raw json.RawMessage) (time.Duration, error) {
+	const field = "credit_hold_ms"
+	if len(raw) == 0 {
+		return 0, nil
+	}
+	if isNull(raw) {
+		return 0, policyErr(field, "must be an integer number of ms, 0..%d (0: no holding), not null", maxCreditHoldMs)
+	}
+	var n int64
+	if err := strict(field, raw, &n); err != nil {
+		return 0, err
+	}
+	if n < 0 || n > maxCreditHoldMs {
+		return 0, policyErr(field, "%d is outside 0..%d ms (0: no holding; at most a day)", n, maxCreditHoldMs)
+	}
+	return ms(n), nil
 }
 
 func decodeRetry(raw json.RawMessage, p *Policy) error {

@@ -44,6 +44,39 @@ func TestPolicyFileDecodes(t *testing.T) {
 	if p.Naive.Retries != 3 || p.Naive.HistoryMessagesAfterOverflow != 5 {
 		t.Errorf("naive = %+v", p.Naive)
 	}
+	if p.CreditHold != 3*time.Second {
+		t.Errorf("credit hold = %v, want 3s", p.CreditHold)
+	}
+}
+
+// credit_hold_ms: 0 turns holding off, absent is 0 (older policy files), a day is the most.
+func TestPolicyCreditHold(t *testing.T) {
+	base, err := os.ReadFile(policyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const line = `"credit_hold_ms": 3000,`
+	if !strings.Contains(string(base), line) {
+		t.Fatalf("policy.json no longer contains %q", line)
+	}
+	for _, c := range []struct {
+		to   string
+		want time.Duration
+	}{
+		{`"credit_hold_ms": 0,`, 0},
+		{``, 0},
+		{`"credit_hold_ms": 86400000,`, 24 * time.Hour},
+		{`"credit_hold_ms": 1,`, time.Millisecond},
+	} {
+		p, err := DecodePolicy(strings.NewReader(strings.Replace(string(base), line, c.to, 1)))
+		if err != nil {
+			t.Errorf("%q: %v", c.to, err)
+			continue
+		}
+		if p.CreditHold != c.want {
+			t.Errorf("%q: CreditHold = %v, want %v", c.to, p.CreditHold, c.want)
+		}
+	}
 }
 
 // TestPolicyRejectsBadValues edits one field of the real file at a time; each edit must give a
@@ -74,6 +107,12 @@ func TestPolicyRejectsBadValues(t *testing.T) {
 		{"burst over limit scale", `"period_ms": 1000`, `"period_ms": 0`, "ratelimit.period_ms", false},
 		{"hysteresis over 90", `"hysteresis_percent": 20`, `"hysteresis_percent": 95`, "credits", true},
 		{"missing naive", `"naive": {`, `"naive_": {`, "", false},
+		{"negative credit hold", `"credit_hold_ms": 3000`, `"credit_hold_ms": -1`, "credit_hold_ms", false},
+		{"credit hold over a day", `"credit_hold_ms": 3000`, `"credit_hold_ms": 86400001`, "credit_hold_ms", false},
+		{"absurd credit hold", `"credit_hold_ms": 3000`, `"credit_hold_ms": 1e30`, "credit_hold_ms", false},
+		{"fractional credit hold", `"credit_hold_ms": 3000`, `"credit_hold_ms": 2.5`, "credit_hold_ms", false},
+		{"string credit hold", `"credit_hold_ms": 3000`, `"credit_hold_ms": "3s"`, "credit_hold_ms", false},
+		{"null credit hold", `"credit_hold_ms": 3000`, `"credit_hold_ms": null`, "credit_hold_ms", false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

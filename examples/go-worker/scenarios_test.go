@@ -191,12 +191,131 @@ func TestCreditsRunOut(t *testing.T) {
 		t.Errorf("no job ran out of credit: the scenario exercised nothing")
 	}
 	answeredAfter := 0
-	for id, e := range jobsDone(t, ev) {
+	done := jobsDone(t, ev)
+	for id, e := range done {
 		if lowered[id] && e["outcome"] == "answered" {
 			answeredAfter++
 		}
 	}
-	t.Logf("alerts raised %v; max_tokens lowered for %d jobs, %d then answered", raised, len(lowered), answeredAfter)
+
+	// The credit hold: once the account is dry no job sends a request into the 402; jobs
+	// hold for a top-up, and the $3 top-up answers some of them.
+	holds := holdDecisions(ev)
+	if len(holds) == 0 {
+		t.Fatal("no hold-for-credit decision: the account never went dry, or the jobs gave up")
+	}
+	held := map[string]int{}
+	for _, e := range holds {
+		held[e["job"].(string)]++
+		if num(e["after_ms"]) != int(p.CreditHold.Milliseconds()) || e["target_tokens"] != nil ||
+			e["reason"] != "account out of credit: waiting for a top-up" {
+			t.Errorf("hold decision %v", e)
+		}
+	}
+	heldAnswered := 0
+	for id := range held {
+		switch e := done[id]; {
+		case e == nil:
+			t.Errorf("job %s held and never finished", id)
+		case e["outcome"] == "answered":
+			heldAnswered++
+		}
+	}
+	if heldAnswered == 0 {
+		t.Errorf("%d jobs held, none was answered after the top-up", len(held))
+	}
+	// A job whose hold ran out gives up with quota-exhausted.
+	for _, e := range ev.named("decision") {
+		if e["decision"] == "give-up" && e["reason"] == "credit did not return within credit_hold_ms" {
+			id := e["job"].(string)
+			if held[id] == 0 || done[id]["outcome"] != "failed" || done[id]["kind"] != "quota-exhausted" {
+				t.Errorf("job %s gave up on credit: held %d times, ended %v", id, held[id], done[id])
+			}
+		}
+	}
+	// No stream of 402s while dry: only the requests already in flight when the account ran
+	// dry (at most a pool's worth each time it does: at the start and after the top-up) meet one.
+	quota := 0
+	for _, e := range ev.named("response") {
+		if e["kind"] == "quota-exhausted" {
+			quota++
+		}
+	}
+	if quota > 2*p.Concurrency {
+		t.Errorf("%d quota-exhausted responses; want at most 2 × concurrency = %d", quota, 2*p.Concurrency)
+	}
+	t.Logf("alerts raised %v; max_tokens lowered for %d jobs, %d then answered; %d holds by %d jobs, %d of them answered; %d quota-exhausted responses",
+		raised, len(lowered), answeredAfter, len(holds), len(held), heldAnswered, quota)
+}
+
+// A shutdown while jobs hold for credit (cancelled at the first hold that follows a 402, so
+// that job has sent a request): the holds end at once, the holding jobs are unfinished and
+// persisted with the others and with their counts, nothing is lost.
+func TestShutdownWhileHoldingForCredit(t *testing.T) {
+	t.Parallel()
+	m := startMock(t, "credits-run-out")
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res, ev := runOnce(t, ctx, m, func(o *Options) {
+		o.StateDir = dir
+		o.Events.(*eventLines).onLine = func(e map[string]any) {
+			if e["event"] == "decision" && e["decision"] == "hold-for-credit" && num(e["attempt"]) >= 2 {
+				cancel()
+			}
+		}
+	})
+	summary("credits-run-out shutdown", res)
+	if !res.Shutdown || res.Held == 0 || res.Persisted == 0 || res.Lost != 0 {
+		t.Fatalf("%+v; want a shutdown during a hold, persisted > 0 and lost == 0", res)
+	}
+	batch, progress, ok, err := loadJobs(dir)
+	if err != nil || !ok {
+		t.Fatalf("jobs.json: %v (found %v)", err, ok)
+	}
+	persisted := map[string]bool{}
+	for _, j := range batch.Jobs {
+		persisted[j.ID] = true
+	}
+	done := jobsDone(t, ev)
+	for _, e := range holdDecisions(ev) {
+		id := e["job"].(string)
+		if done[id] == nil && !persisted[id] {
+			t.Errorf("job %s was holding at the shutdown and is neither finished nor persisted", id)
+		}
+		if done[id] != nil && persisted[id] {
+			t.Errorf("job %s finished and was persisted", id)
+		}
+	}
+	if len(batch.Jobs) != res.Persisted {
+		t.Errorf("jobs.json holds %d jobs, the result says %d persisted", len(batch.Jobs), res.Persisted)
+	}
+	// The persisted jobs keep their counts: as many attempts as requests they sent.
+	sent := requestsPerJob(ev)
+	withCounts := 0
+	for _, j := range batch.Jobs {
+		if progress[j.ID].Attempts != sent[j.ID] {
+			t.Errorf("job %s sent %d requests, persisted with %+v", j.ID, sent[j.ID], progress[j.ID])
+		}
+		if progress[j.ID].Attempts > 0 {
+			withCounts++
+		}
+	}
+	if withCounts == 0 {
+		t.Error("no persisted job had sent a request: the job whose 402 began the hold must be among them")
+	}
+}
+
+// requestsPerJob counts the request events of each job over some runs.
+func requestsPerJob(evs ...*eventLines) map[string]int {
+	out := map[string]int{}
+	for _, ev := range evs {
+		for _, e := range ev.named("request") {
+			id, _ := e["job"].(string)
+			out[id]++
+		}
+	}
+	return out
 }
 
 // The key goes into every request of the mixed scenario (resets, stream errors, 429s, outages,
@@ -297,6 +416,13 @@ func TestShutdownAndResume(t *testing.T) {
 	for _, j := range batch.Jobs {
 		if seen[j.ID] != 1 {
 			t.Errorf("job %s finished %d times across the two runs", j.ID, seen[j.ID])
+		}
+	}
+	// A resumed job goes on counting: its job_done counts the requests of both runs.
+	sent := requestsPerJob(ev1, ev2)
+	for id, e := range jobsDone(t, ev2) {
+		if num(e["attempts"]) != sent[id] {
+			t.Errorf("job %s: job_done says %v attempts, %d requests were sent across the two runs", id, e["attempts"], sent[id])
 		}
 	}
 	if len(seen) != len(batch.Jobs) {

@@ -39,7 +39,8 @@ var eventSchema = map[string]map[string]fieldType{
 
 // enums are the closed values of some fields.
 var enums = map[string]map[string]bool{
-	"decision.decision": {"retry": true, "shrink": true, "give-up": true, "lower-max-tokens": true, "fallback": true},
+	"decision.decision": {"retry": true, "shrink": true, "give-up": true, "lower-max-tokens": true, "fallback": true,
+		"hold-for-credit": true},
 	"alert.state":       {"raised": true, "cleared": true},
 	"job_done.outcome":  {"answered": true, "failed": true},
 	"run_start.policy":  {"ours": true, "naive": true},

@@ -22,10 +22,22 @@ const (
 	creditsFile  = "credits.json"
 )
 
-// persistedJobs is jobs.json: the unfinished jobs with what their requests need.
+// persistedJobs is jobs.json: the unfinished jobs with what their requests need, and what
+// each had already done (by job id; absent: nothing yet), so a resumed job goes on counting
+// its attempts instead of starting over.
 type persistedJobs struct {
-	Version int   `json:"version"`
-	Batch   Batch `json:"batch"`
+	Version  int                    `json:"version"`
+	Batch    Batch                  `json:"batch"`
+	Progress map[string]jobProgress `json:"progress,omitempty"`
+}
+
+// jobProgress is an unfinished job's counts, as job_done reports them.
+type jobProgress struct {
+	// Attempts is the number of requests already sent, Retries and Shrinks of which were
+	// retries and context shrinks.
+	Attempts int `json:"attempts"`
+	Retries  int `json:"retries"`
+	Shrinks  int `json:"shrinks"`
 }
 
 // writeAtomic writes data to dir/name through a temporary file and a rename.
@@ -62,23 +74,29 @@ func readState(dir, name string) ([]byte, error) {
 }
 
 // loadJobs reads jobs.json; ok is false when there is none.
-func loadJobs(dir string) (b Batch, ok bool, err error) {
+func loadJobs(dir string) (b Batch, progress map[string]jobProgress, ok bool, err error) {
 	data, err := readState(dir, jobsFile)
 	if err != nil || data == nil {
-		return Batch{}, false, err
+		return Batch{}, nil, false, err
 	}
 	var p persistedJobs
 	if err := json.Unmarshal(data, &p); err != nil {
-		return Batch{}, false, fmt.Errorf("%s: %w", jobsFile, err)
+		return Batch{}, nil, false, fmt.Errorf("%s: %w", jobsFile, err)
 	}
 	if p.Version != 1 {
-		return Batch{}, false, fmt.Errorf("%s: version %d, want 1", jobsFile, p.Version)
+		return Batch{}, nil, false, fmt.Errorf("%s: version %d, want 1", jobsFile, p.Version)
 	}
-	return p.Batch, true, nil
+	for id, pr := range p.Progress {
+		if pr.Attempts < 0 || pr.Retries < 0 || pr.Shrinks < 0 || pr.Retries+pr.Shrinks > pr.Attempts {
+			return Batch{}, nil, false, fmt.Errorf("%s: progress of %s: %+v is not a count of attempts", jobsFile, id, pr)
+		}
+	}
+	return p.Batch, p.Progress, true, nil
 }
 
-// saveJobs writes the unfinished jobs, or removes jobs.json when there are none.
-func saveJobs(dir string, b Batch) error {
+// saveJobs writes the unfinished jobs and their progress, or removes jobs.json when there
+// are none.
+func saveJobs(dir string, b Batch, progress map[string]jobProgress) error {
 	if len(b.Jobs) == 0 {
 		err := os.Remove(filepath.Join(dir, jobsFile))
 		if errors.Is(err, fs.ErrNotExist) {
@@ -86,7 +104,7 @@ func saveJobs(dir string, b Batch) error {
 		}
 		return err
 	}
-	data, err := json.Marshal(persistedJobs{Version: 1, Batch: b})
+	data, err := json.Marshal(persistedJobs{Version: 1, Batch: b, Progress: progress})
 	if err != nil {
 		return err
 	}

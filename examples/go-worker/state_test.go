@@ -34,6 +34,8 @@ func TestCorruptStateIsAnError(t *testing.T) {
 	for _, c := range []struct{ file, text string }{
 		{jobsFile, `{"version":1,"batch":`},
 		{jobsFile, `{"version":7,"batch":{"jobs":[]}}`},
+		{jobsFile, `{"version":1,"batch":{"jobs":[]},"progress":{"job-0001":{"attempts":1,"retries":2,"shrinks":0}}}`},
+		{jobsFile, `{"version":1,"batch":{"jobs":[]},"progress":{"job-0001":{"attempts":-1,"retries":0,"shrinks":0}}}`},
 		{breakersFile, `{"not":"a snapshot"}`},
 		{limiterFile, `[]`},
 		{creditsFile, `{"config":{"warning_balance_usd":"five"}}`},
@@ -101,5 +103,29 @@ func TestNewRejectsBadOptions(t *testing.T) {
 	}
 	if _, err := New(Options{BaseURL: "http://127.0.0.1:1", Policy: p, StateDir: filepath.Join(t.TempDir(), "a", "b")}); err != nil {
 		t.Errorf("a missing state dir must be created: %v", err)
+	}
+}
+
+// jobs.json keeps each unfinished job's counts; a file without them (written before they were
+// kept) still loads, with nothing done.
+func TestJobsProgressRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	b := Batch{Scenario: "x", Jobs: []Job{{ID: "job-0001", Session: "chat-001"}, {ID: "job-0002", Session: "chat-001"}}}
+	want := map[string]jobProgress{"job-0001": {Attempts: 3, Retries: 1, Shrinks: 1}}
+	if err := saveJobs(dir, b, want); err != nil {
+		t.Fatal(err)
+	}
+	got, progress, ok, err := loadJobs(dir)
+	if err != nil || !ok || len(got.Jobs) != 2 {
+		t.Fatalf("loadJobs = %+v, %v, %v", got, ok, err)
+	}
+	if len(progress) != 1 || progress["job-0001"] != want["job-0001"] || progress["job-0002"] != (jobProgress{}) {
+		t.Errorf("progress = %+v, want %+v", progress, want)
+	}
+	if err := os.WriteFile(filepath.Join(dir, jobsFile), []byte(`{"version":1,"batch":{"jobs":[{"id":"job-0001"}]}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, progress, ok, err := loadJobs(dir); err != nil || !ok || len(progress) != 0 {
+		t.Errorf("a file without progress: %v, %v, %v", progress, ok, err)
 	}
 }

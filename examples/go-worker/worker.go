@@ -68,6 +68,9 @@ type Result struct {
 	FailedByKind map[string]int
 	// Requests, Retries, Shrinks and Rejections (breaker refusals) over all jobs.
 	Requests, Retries, Shrinks, Rejections int
+	// Held counts credit holds: hold-for-credit decisions (at most one per job per period
+	// the account was out of credit).
+	Held int
 	// Alerts counts credit alerts raised, by alert.
 	Alerts map[string]int
 	// Shutdown is true when the context was cancelled before every job was done.
@@ -248,13 +251,23 @@ type run struct {
 	docs    []llmr.Document
 	windows map[string]int
 	chatURL string
+	// gate is the account's credit state (ours, with Policy.CreditHold > 0).
+	gate creditGate
+	// shutdown is closed when the run is asked to stop: credit holds end at once (their
+	// jobs are persisted) instead of using the grace that in-flight calls get.
+	shutdown <-chan struct{}
+
+	// resumedProgress is what the persisted jobs had done before (read only).
+	resumedProgress map[string]jobProgress
 
 	mu         sync.Mutex
 	res        Result
 	unfinished []Job
-	inFlight   int
-	stopping   bool
-	inGrace    int // jobs finished after the shutdown request
+	// progress is what the unfinished jobs had done, persisted with them.
+	progress map[string]jobProgress
+	inFlight int
+	stopping bool
+	inGrace  int // jobs finished after the shutdown request
 }
 
 // Run takes the jobs (the persisted ones if the state dir holds any, else from the source),
@@ -273,7 +286,7 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	batch, resumed, err := loadJobs(w.opts.StateDir)
+	batch, progress, resumed, err := loadJobs(w.opts.StateDir)
 	if err != nil {
 		return Result{}, err
 	}
@@ -284,7 +297,8 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 	}
 	r := &run{
 		w: w, p: w.opts.Policy, h: h, ev: ev, batch: batch, windows: windows,
-		chatURL: w.opts.BaseURL + "/api/v1/chat/completions",
+		chatURL: w.opts.BaseURL + "/api/v1/chat/completions", shutdown: ctx.Done(),
+		resumedProgress: progress, progress: map[string]jobProgress{},
 	}
 	for _, d := range batch.Documents {
 		r.docs = append(r.docs, llmr.Document{ID: d.ID, Text: d.Text})
@@ -400,7 +414,17 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 	if w.opts.StateDir != "" {
 		rest := r.batch
 		rest.Jobs = unfinished
-		if persistErr = saveJobs(w.opts.StateDir, rest); persistErr == nil {
+		r.mu.Lock()
+		progress := make(map[string]jobProgress, len(r.progress))
+		for _, j := range unfinished {
+			if pr, ok := r.progress[j.ID]; ok {
+				progress[j.ID] = pr
+			} else if pr, ok := r.resumedProgress[j.ID]; ok { // resumed, not started again
+				progress[j.ID] = pr
+			}
+		}
+		r.mu.Unlock()
+		if persistErr = saveJobs(w.opts.StateDir, rest, progress); persistErr == nil {
 			persistErr = w.saveSnapshots(h)
 		}
 		if persistErr == nil {
@@ -535,10 +559,22 @@ func (r *run) done(j Job, s jobState, o outcome, kind string) (outcome, string) 
 		e["outcome"] = "failed"
 		e["kind"] = kind
 	default:
-		return o, kind // unfinished jobs have no job_done: they are persisted
+		// Unfinished jobs have no job_done: they are persisted, with their counts.
+		if s.attempts > 0 {
+			r.mu.Lock()
+			r.progress[j.ID] = jobProgress{Attempts: s.attempts, Retries: s.retries, Shrinks: s.shrinks}
+			r.mu.Unlock()
+		}
+		return o, kind
 	}
 	r.ev.Emit("job_done", e)
 	return o, kind
+}
+
+// resumed is a job's state at its start: zero, or the counts a previous run persisted.
+func (r *run) resumed(j Job) jobState {
+	pr := r.resumedProgress[j.ID]
+	return jobState{attempts: pr.Attempts, retries: pr.Retries, shrinks: pr.Shrinks}
 }
 
 // process runs one job to its end.
@@ -551,13 +587,13 @@ func (r *run) process(ctx context.Context, j Job) (outcome, string) {
 
 // processOurs is the policy path: limiter, breakers with fallback, trimming, retry decisions.
 func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
-	var s jobState
+	s := r.resumed(j)
 	// The session's rate limit: an invalid session id (empty, too long) is not limited.
 	if v, err := r.h.limiter.AllowN(j.Session, 1); err == nil && !v.Allowed {
 		r.ev.Emit("deferred", Event{"job": j.ID, "session": j.Session, "wait_ms": v.RetryIn.Milliseconds()})
 		if err := r.h.limiter.Wait(ctx, j.Session); err != nil {
 			if ctx.Err() != nil {
-				return outcomeUnfinished, ""
+				return r.done(j, s, outcomeUnfinished, "")
 			}
 		}
 	}
@@ -571,9 +607,21 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 	maxTokens, lowered := r.p.MaxTokens, false
 	shrunk := map[string]llmr.ContextSettings{}
 	in := r.input(j)
-	attemptNo := 1
+	attemptNo := s.attempts + 1 // a resumed job goes on counting
 	lastKind := ""
+	holding := r.p.CreditHold > 0
 	for {
+		// The credit hold: no request goes into a known 402.
+		gv := r.gate.view()
+		if holding && gv.dry {
+			switch r.holdForCredit(ctx, j, attemptNo, gv.wake) {
+			case holdCancelled:
+				return r.done(j, s, outcomeUnfinished, "")
+			case holdTimedOut:
+				return r.creditGiveUp(j, s, attemptNo)
+			}
+			continue
+		}
 		model, permit, wait, ok := r.pickModel(j, attemptNo, first)
 		if !ok {
 			if wait <= 0 {
@@ -588,7 +636,7 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 				return r.done(j, s, outcomeFailed, lastKind)
 			}
 			if !sleep(ctx, wait) {
-				return outcomeUnfinished, ""
+				return r.done(j, s, outcomeUnfinished, "")
 			}
 			continue
 		}
@@ -615,7 +663,7 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 			r.p.RequestTimeout)
 		if a.cancelled {
 			r.h.breakers.RecordAt(model, permit, llmr.Ignored, time.Now())
-			return outcomeUnfinished, ""
+			return r.done(j, s, outcomeUnfinished, "")
 		}
 		o := llmr.Succeeded
 		if !a.ok {
@@ -639,12 +687,28 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 				continue
 			}
 		}
+		// Out of credit and nothing to lower: hold for a top-up instead of giving up. The
+		// retry call is not consulted (its state is kept); a hold that ends with the gate
+		// open is a retry.
+		if holding && a.class.Kind == llmr.KindQuotaExhausted {
+			held := r.gate.markDry(time.Now(), gv.opens)
+			switch r.holdForCredit(ctx, j, attemptNo+1, held.wake) {
+			case holdCancelled:
+				return r.done(j, s, outcomeUnfinished, "")
+			case holdTimedOut:
+				return r.creditGiveUp(j, s, attemptNo)
+			}
+			attemptNo++
+			s.retries++
+			r.count(func(res *Result) { res.Retries++ })
+			continue
+		}
 		d := call.Decide(a.class, time.Now(), t.Report.TokensAfter)
 		switch d.Action {
 		case llmr.ActionRetry:
 			s.retries++
 			r.count(func(res *Result) { res.Retries++ })
-			r.ev.Emit("decision", Event{"job": j.ID, "attempt": d.Attempt, "decision": "retry",
+			r.ev.Emit("decision", Event{"job": j.ID, "attempt": attemptNo + 1, "decision": "retry",
 				"after_ms": d.After.Milliseconds(), "target_tokens": nil, "reason": lastKind})
 		case llmr.ActionShrinkContext:
 			next, _, err := llmr.NextBudget(a.class, settings, t.Report.TokensAfter, r.p.Retry)
@@ -656,7 +720,7 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 			shrunk[model] = next
 			s.shrinks++
 			r.count(func(res *Result) { res.Shrinks++ })
-			r.ev.Emit("decision", Event{"job": j.ID, "attempt": d.Attempt, "decision": "shrink",
+			r.ev.Emit("decision", Event{"job": j.ID, "attempt": attemptNo + 1, "decision": "shrink",
 				"after_ms": d.After.Milliseconds(), "target_tokens": d.TargetTokens, "reason": lastKind})
 		default:
 			if next := r.fallbackAfter(model, a.class.Kind, d.Reason); next > first {
@@ -674,11 +738,33 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 				"after_ms": nil, "target_tokens": nil, "reason": d.Reason.String()})
 			return r.done(j, s, outcomeFailed, lastKind)
 		}
-		attemptNo = d.Attempt
+		// The job's own count, not the call's (d.Attempt): a fallback starts a fresh call,
+		// and lowering max_tokens, a credit hold and a resumed job add attempts the call
+		// does not know about.
+		attemptNo++
 		if !sleep(ctx, d.After) {
-			return outcomeUnfinished, ""
+			return r.done(j, s, outcomeUnfinished, "")
 		}
 	}
+}
+
+// holdForCredit emits the hold-for-credit decision and waits until the gate's wake channel
+// closes, Policy.CreditHold passes, or the run stops.
+func (r *run) holdForCredit(ctx context.Context, j Job, attemptNo int, wake <-chan struct{}) holdResult {
+	r.count(func(res *Result) { res.Held++ })
+	r.ev.Emit("decision", Event{"job": j.ID, "attempt": attemptNo, "decision": "hold-for-credit",
+		"after_ms": r.p.CreditHold.Milliseconds(), "target_tokens": nil,
+		"reason": "account out of credit: waiting for a top-up"})
+	t := time.NewTimer(r.p.CreditHold)
+	defer t.Stop()
+	return waitGate(wake, t.C, ctx.Done(), r.shutdown)
+}
+
+// creditGiveUp ends a job whose credit hold ran out.
+func (r *run) creditGiveUp(j Job, s jobState, attemptNo int) (outcome, string) {
+	r.ev.Emit("decision", Event{"job": j.ID, "attempt": attemptNo, "decision": "give-up",
+		"after_ms": nil, "target_tokens": nil, "reason": "credit did not return within credit_hold_ms"})
+	return r.done(j, s, outcomeFailed, llmr.KindQuotaExhausted.String())
 }
 
 // pickModel returns the first model whose breaker admits a call (emitting a rejected event
@@ -769,12 +855,12 @@ func trimEvent(j Job, model string, t llmr.Trimmed) Event {
 // processNaive is the baseline: first model, history cut to a number of messages, every error
 // retried a fixed number of times with a fixed backoff. No breaker, limiter or budget.
 func (r *run) processNaive(ctx context.Context, j Job) (outcome, string) {
-	var s jobState
+	s := r.resumed(j)
 	model := r.p.Models[0]
 	s.model = model
 	keep := r.p.Naive.HistoryMessages
 	in := r.input(j)
-	for attemptNo := 1; ; attemptNo++ {
+	for attemptNo := s.attempts + 1; ; attemptNo++ {
 		// Trim only applies the message cap here: the window is far larger than any request.
 		settings := llmr.ContextSettings{ContextWindow: 100_000_000, ReservedOutputTokens: r.p.MaxTokens,
 			MaxHistoryMessages: keep}
@@ -794,7 +880,7 @@ func (r *run) processNaive(ctx context.Context, j Job) (outcome, string) {
 			chatRequest{Model: model, Messages: t.Messages, MaxTokens: r.p.MaxTokens, Stream: j.Stream},
 			r.p.RequestTimeout)
 		if a.cancelled {
-			return outcomeUnfinished, ""
+			return r.done(j, s, outcomeUnfinished, "")
 		}
 		r.respond(j, model, attemptNo, a)
 		if a.ok {
@@ -819,7 +905,7 @@ func (r *run) processNaive(ctx context.Context, j Job) (outcome, string) {
 				"after_ms": r.p.Naive.Backoff.Milliseconds(), "target_tokens": nil, "reason": kind})
 		}
 		if !sleep(ctx, r.p.Naive.Backoff) {
-			return outcomeUnfinished, ""
+			return r.done(j, s, outcomeUnfinished, "")
 		}
 	}
 }
@@ -837,6 +923,11 @@ func (r *run) pollCredits(ctx context.Context) {
 				if err == nil {
 					for _, a := range alerts {
 						r.alert(a)
+					}
+					// The monitor's balance_usd (the binding one of account and key)
+					// opens the credit gate on a top-up.
+					if st, err := r.h.monitor.Status(); err == nil {
+						r.gate.observe(st.BalanceUSD)
 					}
 				}
 			}

@@ -71,8 +71,8 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "llmr-go-worker:", err)
 		return 1
 	}
-	fmt.Fprintf(os.Stderr, "[go-worker] %s: jobs %d (resumed %d), answered %d, failed %d %v, persisted %d, lost %d\n",
-		res.Scenario, res.Jobs, res.Resumed, res.Answered, res.Failed, res.FailedByKind, res.Persisted, res.Lost)
+	fmt.Fprintf(os.Stderr, "[go-worker] %s: jobs %d (resumed %d), answered %d, failed %d %v, held %d, persisted %d, lost %d\n",
+		res.Scenario, res.Jobs, res.Resumed, res.Answered, res.Failed, res.FailedByKind, res.Held, res.Persisted, res.Lost)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "llmr-go-worker:", err)
 		return 1
