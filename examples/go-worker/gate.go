@@ -48,13 +48,15 @@ type gateView struct {
 	wake <-chan struct{}
 	// opens is the gate's opening count, given back to markDry.
 	opens uint64
+	// since is when the dry period began (zero when the gate is open).
+	since time.Time
 }
 
 // view returns the gate's current state.
 func (g *creditGate) view() gateView {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return gateView{dry: g.dry, wake: g.wake, opens: g.opens}
+	return gateView{dry: g.dry, wake: g.wake, opens: g.opens, since: g.since}
 }
 
 // markDry records that a request sent when the gate had opened opensAtSend times met an
@@ -73,7 +75,7 @@ func (g *creditGate) markDry(now time.Time, opensAtSend uint64) gateView {
 			g.atDry = &b
 		}
 	}
-	return gateView{dry: g.dry, wake: g.wake, opens: g.opens}
+	return gateView{dry: g.dry, wake: g.wake, opens: g.opens, since: g.since}
 }
 
 // observe takes the balance_usd the credit monitor reported after a poll (nil: the poll gave

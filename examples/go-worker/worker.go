@@ -614,7 +614,7 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 		// The credit hold: no request goes into a known 402.
 		gv := r.gate.view()
 		if holding && gv.dry {
-			switch r.holdForCredit(ctx, j, attemptNo, gv.wake) {
+			switch r.holdForCredit(ctx, j, attemptNo, gv) {
 			case holdCancelled:
 				return r.done(j, s, outcomeUnfinished, "")
 			case holdTimedOut:
@@ -692,7 +692,7 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 		// open is a retry.
 		if holding && a.class.Kind == llmr.KindQuotaExhausted {
 			held := r.gate.markDry(time.Now(), gv.opens)
-			switch r.holdForCredit(ctx, j, attemptNo+1, held.wake) {
+			switch r.holdForCredit(ctx, j, attemptNo+1, held) {
 			case holdCancelled:
 				return r.done(j, s, outcomeUnfinished, "")
 			case holdTimedOut:
@@ -749,15 +749,25 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 }
 
 // holdForCredit emits the hold-for-credit decision and waits until the gate's wake channel
-// closes, Policy.CreditHold passes, or the run stops.
-func (r *run) holdForCredit(ctx context.Context, j Job, attemptNo int, wake <-chan struct{}) holdResult {
+// closes, Policy.CreditHold has passed since the account went dry, or the run stops. The hold
+// window is the account's, not each job's: once the account has been dry that long, later
+// jobs fail at once (the operator has the alert; a customer is better served by a quick
+// fallback answer than by waiting out another full hold).
+func (r *run) holdForCredit(ctx context.Context, j Job, attemptNo int, gv gateView) holdResult {
+	if gv.wake == nil {
+		return holdOpened
+	}
+	left := time.Until(gv.since.Add(r.p.CreditHold))
+	if left <= 0 {
+		return holdTimedOut
+	}
 	r.count(func(res *Result) { res.Held++ })
 	r.ev.Emit("decision", Event{"job": j.ID, "attempt": attemptNo, "decision": "hold-for-credit",
-		"after_ms": r.p.CreditHold.Milliseconds(), "target_tokens": nil,
+		"after_ms": left.Milliseconds(), "target_tokens": nil,
 		"reason": "account out of credit: waiting for a top-up"})
-	t := time.NewTimer(r.p.CreditHold)
+	t := time.NewTimer(left)
 	defer t.Stop()
-	return waitGate(wake, t.C, ctx.Done(), r.shutdown)
+	return waitGate(gv.wake, t.C, ctx.Done(), r.shutdown)
 }
 
 // creditGiveUp ends a job whose credit hold ran out.

@@ -128,6 +128,14 @@ impl CreditGate {
         };
         let floor = dry.balance_at_dry.unwrap_or(0.0) + TOP_UP_EPSILON_USD;
         if now.is_nan() || now <= floor {
+            // A lower balance while dry becomes the floor: the balance read when the account
+            // went dry may be stale (read just before the last calls were billed), and a later
+            // top-up smaller than that gap must still open the gate.
+            if dry.balance_at_dry.is_some_and(|b| now < b) {
+                if let Some(d) = g.dry.as_mut() {
+                    d.balance_at_dry = Some(now);
+                }
+            }
             return false;
         }
         g.dry = None;
@@ -178,17 +186,18 @@ mod tests {
         );
         // Marking again keeps the first period and its balance.
         assert_eq!(gate.mark_dry(2_600, 0), Some(d));
-        // Balances fall as the last calls are billed: still dry.
+        // Balances fall as the last calls are billed: still dry, and the floor follows them
+        // down (the balance read at dry time may be stale).
         assert!(!gate.observe(Some(0.12)));
-        assert!(!gate.observe(Some(0.0)));
-        // Equal, or within the epsilon of the balance at dry time: not a top-up.
-        assert!(!gate.observe(Some(0.30)));
-        assert!(!gate.observe(Some(0.305)));
+        assert_eq!(gate.dry().unwrap().balance_at_dry, Some(0.12));
+        // Equal, or within the epsilon of the floor: not a top-up.
+        assert!(!gate.observe(Some(0.12)));
+        assert!(!gate.observe(Some(0.125)));
         // A missing balance (a failed poll) changes nothing.
         assert!(!gate.observe(None));
         assert!(gate.dry().is_some());
-        // $3 top-up.
-        assert!(gate.observe(Some(3.30)));
+        // A $0.20 top-up opens it, though it ends below the stale $0.30 of dry time.
+        assert!(gate.observe(Some(0.32)));
         assert_eq!(gate.dry(), None);
         assert_eq!(gate.openings(), 1);
         // A 402 to a request sent before that top-up is stale: the gate stays open.
@@ -196,7 +205,7 @@ mod tests {
         assert_eq!(gate.dry(), None);
         // The next dry period has the next number and the latest balance.
         let d2 = gate.mark_dry(9_000, 1).unwrap();
-        assert_eq!((d2.period, d2.balance_at_dry), (1, Some(3.30)));
+        assert_eq!((d2.period, d2.balance_at_dry), (1, Some(0.32)));
     }
 
     #[test]

@@ -23,8 +23,8 @@
 //! a fact about the *account*, not the call. The first one marks the shared
 //! [`CreditGate`] dry; every job of the run then holds before its next request (one
 //! `hold-for-credit` decision per job per dry period) instead of sending it into a known 402,
-//! for at most `credit_hold_ms`, and all holders go on as soon as the credit poller sees a
-//! top-up. A job that held after a 402 counts its next attempt as a retry; one whose hold
+//! until `credit_hold_ms` after the account went dry (later jobs then fail at once), and all
+//! holders go on as soon as the credit poller sees a top-up. A job that held after a 402 counts its next attempt as a retry; one whose hold
 //! times out gives up (`quota-exhausted`). A hold is an await like any other: a shutdown
 //! persists the holding job with its counts. `credit_hold_ms: 0` keeps the old behaviour
 //! (the core calls the 402 permanent and the job gives up).
@@ -553,22 +553,32 @@ fn engine_failed(ctx: &Ctx, p: &Progress, e: &EngineError) -> JobEnd {
 }
 
 /// Holds the job while the account is dry (one `hold-for-credit` decision), until a top-up
-/// opens the gate or `credit_hold_ms` passes.
+/// opens the gate or `credit_hold_ms` has passed since the account went dry.
+///
+/// The hold window is the account's, not each job's: once the account has been dry for
+/// `credit_hold_ms`, later jobs fail at once (the operator has the alert; a customer is better
+/// served by a quick fallback answer than by waiting out another full hold).
 async fn hold_for_credit(ctx: &Ctx, p: &Progress) -> Result<HoldEnd, Cancelled> {
-    if ctx.gate.dry().is_none() {
+    let Some(dry) = ctx.gate.dry() else {
         return Ok(HoldEnd::Opened);
+    };
+    let left_ms = dry
+        .since_ms
+        .saturating_add(ctx.policy.credit_hold_ms)
+        .saturating_sub(ctx.now());
+    if left_ms == 0 {
+        return Ok(HoldEnd::TimedOut);
     }
-    let hold_ms = ctx.policy.credit_hold_ms;
     p.decision(
         ctx,
         "hold-for-credit",
-        Some(hold_ms),
+        Some(left_ms),
         None,
         Some(HOLD_REASON.into()),
     );
     ctx.cancellable(
         ctx.gate
-            .hold(tokio::time::sleep(Duration::from_millis(hold_ms))),
+            .hold(tokio::time::sleep(Duration::from_millis(left_ms))),
     )
     .await
 }

@@ -152,12 +152,16 @@ fn credits_run_out_alerts_once_and_lowers_max_tokens() {
                 max_tokens, t,
                 "the retry of {job} did not use max_tokens {t}"
             ),
-            // No retry: the account was dry by then, so the job held (and its hold timed out).
+            // No retry: the account was dry by then, so the job held (and its hold timed out),
+            // or the account's hold window had already passed and it failed at once.
             _ => assert!(
                 ours.events.iter().any(|e| e.t_ms >= d.t_ms
-                    && matches!(&e.body, EventBody::Decision { job: j, decision, .. }
-                        if j == job && decision == "hold-for-credit")),
-                "{job} lowered max_tokens, then neither retried nor held"
+                    && matches!(&e.body, EventBody::Decision { job: j, decision, reason, .. }
+                        if j == job && (decision == "hold-for-credit"
+                            || (decision == "give-up"
+                                && reason.as_deref()
+                                    == Some("credit did not return within credit_hold_ms"))))),
+                "{job} lowered max_tokens, then neither retried, held nor gave up on credit"
             ),
         }
     }
