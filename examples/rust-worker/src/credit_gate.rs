@@ -131,10 +131,12 @@ impl CreditGate {
             // A lower balance while dry becomes the floor: the balance read when the account
             // went dry may be stale (read just before the last calls were billed), and a later
             // top-up smaller than that gap must still open the gate.
-            if dry.balance_at_dry.is_some_and(|b| now < b) {
-                if let Some(d) = g.dry.as_mut() {
-                    d.balance_at_dry = Some(now);
-                }
+            if let Some(d) = g
+                .dry
+                .as_mut()
+                .filter(|d| d.balance_at_dry.is_some_and(|b| now < b))
+            {
+                d.balance_at_dry = Some(now);
             }
             return false;
         }
