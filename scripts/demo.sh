@@ -12,8 +12,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 echo "==> setting up (first run on a fresh machine takes a few minutes)"
 bash scripts/setup.sh >/dev/null
-echo "==> building the component and the worker (release)"
+echo "==> building the component and the worker"
 cargo run -q -p xtask -- component
-cargo build -q --release -p llmr-worker
+cargo build -q -p llmr-worker
 echo "==> running every scenario twice (ours, naive): about two minutes"
-target/release/llmr-worker demo --out target/demo "$@"
+target/debug/llmr-worker demo --out target/demo "$@"
