@@ -5,7 +5,6 @@ package worker
 // object inside a 200 body, or OpenRouter's mid-stream error chunk (finish_reason "error").
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -109,62 +108,27 @@ func answered(body []byte) bool {
 	return len(w.Error) == 0 && len(w.Choices) > 0
 }
 
-// streamChunk is the part of an SSE chunk the worker looks at.
-type streamChunk struct {
-	Error   json.RawMessage `json:"error"`
-	Choices []struct {
-		FinishReason *string `json:"finish_reason"`
-	} `json:"choices"`
-}
-
-// readStream reads SSE events until [DONE]. An error chunk (an error object, or a choice
-// finishing with "error") is classified as the body of a 200; a cut stream is a transport
-// failure.
+// readStream reads SSE events until [DONE] (decodeSSE, sse.go). An error chunk (an error
+// object, or a choice finishing with "error") is classified as the body of a 200; a cut stream
+// is a transport failure.
 func readStream(ctx context.Context, resp *http.Response, a attempt) attempt {
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 4<<20)
-	finished := false
-	for sc.Scan() {
-		line := bytes.TrimSpace(sc.Bytes())
-		data, ok := bytes.CutPrefix(line, []byte("data:"))
-		if !ok {
-			continue // comments (": OPENROUTER PROCESSING"), event names, blank lines
+	out := decodeSSE(resp.Body)
+	switch out.end {
+	case sseDone:
+		a.ok = out.finished
+		if !out.finished {
+			a.class = llmr.ClassifyTransport(io.ErrUnexpectedEOF)
 		}
-		data = bytes.TrimSpace(data)
-		if bytes.Equal(data, []byte("[DONE]")) {
-			a.ok = finished
-			if !finished {
-				a.class = llmr.ClassifyTransport(io.ErrUnexpectedEOF)
-			}
-			return a
-		}
-		var c streamChunk
-		if err := json.Unmarshal(data, &c); err != nil {
-			continue
-		}
-		failed := len(c.Error) != 0 && !bytes.Equal(c.Error, []byte("null"))
-		for _, ch := range c.Choices {
-			if ch.FinishReason != nil {
-				if *ch.FinishReason == "error" {
-					failed = true
-				} else {
-					finished = true
-				}
-			}
-		}
-		if failed {
-			a.class = llmr.Classify(resp, append([]byte(nil), data...))
-			return a
+	case sseError:
+		a.class = llmr.Classify(resp, out.chunk)
+	case sseReadErr:
+		a.class = transportClass(ctx, out.err)
+	case sseEOF:
+		if out.finished { // a stream that finished but left out [DONE] still answered
+			a.ok = true
+		} else {
+			a.class = llmr.ClassifyTransport(io.ErrUnexpectedEOF)
 		}
 	}
-	if err := sc.Err(); err != nil {
-		a.class = transportClass(ctx, err)
-		return a
-	}
-	if finished { // a stream that finished but left out [DONE] still answered
-		a.ok = true
-		return a
-	}
-	a.class = llmr.ClassifyTransport(io.ErrUnexpectedEOF)
 	return a
 }

@@ -14,6 +14,8 @@ use futures_util::StreamExt;
 use llm_resilience::chat::Message;
 use serde::Serialize;
 
+use crate::sse::{Frame, SseDecoder};
+
 /// The mock's header naming the fault it injected on purpose.
 pub const FAULT_HEADER: &str = "x-mock-fault";
 
@@ -265,61 +267,37 @@ impl Client {
     }
 }
 
-/// Whether an SSE payload is an error chunk (an `error` object, or `finish_reason: "error"`).
-fn is_error_chunk(v: &serde_json::Value) -> bool {
-    v.get("error").is_some()
-        || v.get("choices")
-            .and_then(|c| c.as_array())
-            .is_some_and(|c| {
-                c.iter()
-                    .any(|c| c.get("finish_reason").and_then(|f| f.as_str()) == Some("error"))
-            })
-}
-
+/// Reads an SSE stream to its end: the [`SseDecoder`] finds the frames, this does the IO.
 async fn read_sse(
     response: reqwest::Response,
     headers: Vec<(String, String)>,
     fault: Option<String>,
 ) -> CallResult {
     let mut stream = response.bytes_stream();
-    let mut buffer: Vec<u8> = Vec::new();
+    let mut decoder = SseDecoder::new();
     let mut prompt_tokens = None;
     loop {
-        // Complete lines first.
-        while let Some(end) = buffer.iter().position(|&b| b == b'\n') {
-            let line: Vec<u8> = buffer.drain(..=end).collect();
-            let line = String::from_utf8_lossy(&line);
-            let Some(data) = line.trim_end().strip_prefix("data:") else {
-                continue;
-            };
-            let data = data.trim();
-            if data == "[DONE]" {
-                return CallResult::Answer {
-                    status: 200,
-                    prompt_tokens,
-                    fault,
-                };
-            }
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(data) {
-                if is_error_chunk(&v) {
-                    return CallResult::Failed {
-                        status: 200,
-                        headers,
-                        body: keep(data.as_bytes().to_vec()),
-                        fault,
-                    };
-                }
-                if let Some(t) = v.pointer("/usage/prompt_tokens").and_then(|t| t.as_u64()) {
-                    prompt_tokens = Some(t);
-                }
-            }
-        }
         match stream.next().await {
             Some(Ok(bytes)) => {
-                buffer.extend_from_slice(&bytes);
-                if buffer.len() > 4 * MAX_KEPT_BODY {
-                    // A line this long is no SSE the worker understands; keep reading lines.
-                    buffer.clear();
+                for frame in decoder.push(&bytes) {
+                    match frame {
+                        Frame::Done => {
+                            return CallResult::Answer {
+                                status: 200,
+                                prompt_tokens,
+                                fault,
+                            };
+                        }
+                        Frame::Error(data) => {
+                            return CallResult::Failed {
+                                status: 200,
+                                headers,
+                                body: keep(data),
+                                fault,
+                            };
+                        }
+                        Frame::Usage(t) => prompt_tokens = Some(t),
+                    }
                 }
             }
             Some(Err(e)) => {

@@ -12,5 +12,6 @@ pub mod log;
 pub mod policy;
 pub mod report;
 pub mod run;
+pub mod sse;
 pub mod state;
 pub mod timeline;
