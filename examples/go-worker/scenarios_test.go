@@ -235,16 +235,17 @@ func TestCreditsRunOut(t *testing.T) {
 			}
 		}
 	}
-	// No stream of 402s while dry: only the requests already in flight when the account ran
-	// dry (at most a pool's worth each time it does: at the start and after the top-up) meet one.
+	// No stream of 402s while dry. The scenario runs dry twice (before and after the top-up);
+	// each time, at most a pool's worth of requests meets a 402 that lowering max_tokens can
+	// still cure, then at most a pool's worth already in flight when the account went dry.
 	quota := 0
 	for _, e := range ev.named("response") {
 		if e["kind"] == "quota-exhausted" {
 			quota++
 		}
 	}
-	if quota > 2*p.Concurrency {
-		t.Errorf("%d quota-exhausted responses; want at most 2 × concurrency = %d", quota, 2*p.Concurrency)
+	if quota > 4*p.Concurrency {
+		t.Errorf("%d quota-exhausted responses; want at most 4 × concurrency = %d", quota, 4*p.Concurrency)
 	}
 	t.Logf("alerts raised %v; max_tokens lowered for %d jobs, %d then answered; %d holds by %d jobs, %d of them answered; %d quota-exhausted responses",
 		raised, len(lowered), answeredAfter, len(holds), len(held), heldAnswered, quota)

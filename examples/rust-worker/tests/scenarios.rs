@@ -185,7 +185,9 @@ fn credits_run_out_alerts_once_and_lowers_max_tokens() {
         answered_after_hold > 0,
         "no job that held was answered after the top-up"
     );
-    // No stream of 402s while dry: at most the requests in flight when it ran dry, twice.
+    // No stream of 402s while dry. The scenario runs dry twice (before and after the top-up);
+    // each time, at most a pool's worth of requests meets a 402 that lowering max_tokens can
+    // still cure, then at most a pool's worth already in flight when the account went dry.
     let quota_402s = ours
         .events
         .iter()
@@ -195,8 +197,8 @@ fn credits_run_out_alerts_once_and_lowers_max_tokens() {
         .count();
     let concurrency = policy().concurrency;
     assert!(
-        quota_402s <= 2 * concurrency,
-        "{quota_402s} quota-exhausted responses > 2 × concurrency {concurrency}"
+        quota_402s <= 4 * concurrency,
+        "{quota_402s} quota-exhausted responses > 4 × concurrency {concurrency}"
     );
     // A hold is not a give-up, and every job ends answered or failed.
     let (answered, failed, persisted, lost) = run_end(&ours.events);
