@@ -38,13 +38,13 @@
 //! at their next await (releasing their breaker permits). Every job the run took is then
 //! answered, failed or persisted; `lost` is computed from those counts, not assumed.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use llm_resilience::breaker::{Outcome, Permit, State};
+use llm_resilience::breaker::{BreakerConfig, Outcome, Permit, State};
 use llm_resilience::chat::{Message, Role};
 use llm_resilience::context::{ContextBudget, ContextError, TrimInput};
 use llm_resilience::credits::AlertState;
@@ -71,16 +71,6 @@ const HOLD_REASON: &str = "account out of credit: waiting for a top-up";
 
 /// The reason of the give-up after a hold that timed out.
 const HOLD_TIMEOUT_REASON: &str = "credit did not return within credit_hold_ms";
-
-/// The breaker's counted kinds when the policy names none (the core's default).
-const DEFAULT_COUNTED_KINDS: [&str; 6] = [
-    "rate-limited",
-    "timeout",
-    "overloaded",
-    "unavailable",
-    "server-error",
-    "network",
-];
 
 /// Stops a run from another task: the binary's signal handler, or the demo.
 #[derive(Debug, Clone)]
@@ -222,7 +212,7 @@ struct Ctx {
     progress: indicatif::ProgressBar,
     gate: CreditGate,
     /// The kinds that count against a provider (the breaker's `counted_kinds`).
-    counted_kinds: Vec<String>,
+    counted_kinds: BTreeSet<ErrorKind>,
     /// The retry config's `deadline_ms` (`None`: no deadline).
     deadline_ms: Option<u64>,
 }
@@ -359,7 +349,7 @@ fn reason_tag(reason: &GiveUpReason) -> &'static str {
 /// or `not-found`), and only when `model` has a next model.
 fn fallback_after(
     models: &[String],
-    counted_kinds: &[String],
+    counted_kinds: &BTreeSet<ErrorKind>,
     model: &str,
     kind: ErrorKind,
     reason: &GiveUpReason,
@@ -371,7 +361,7 @@ fn fallback_after(
         | GiveUpReason::BudgetExhausted => {}
         GiveUpReason::Deadline { .. } | GiveUpReason::CannotShrink => return None,
     }
-    let provider = kind == ErrorKind::NotFound || counted_kinds.iter().any(|k| k == kind.as_str());
+    let provider = kind == ErrorKind::NotFound || counted_kinds.contains(&kind);
     if !provider {
         return None;
     }
@@ -1071,16 +1061,11 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         indicatif::ProgressBar::hidden()
     };
     let (hard_tx, hard_rx) = watch::channel(false);
-    let counted_kinds: Vec<String> = match policy.breaker.get("counted_kinds") {
-        Some(serde_json::Value::Array(kinds)) => kinds
-            .iter()
-            .filter_map(|k| k.as_str().map(str::to_string))
-            .collect(),
-        _ => DEFAULT_COUNTED_KINDS
-            .iter()
-            .map(|k| k.to_string())
-            .collect(),
-    };
+    // The core's own config type gives the counted kinds, defaults included (the engine has
+    // already accepted this JSON).
+    let counted_kinds = serde_json::from_value::<BreakerConfig>(policy.breaker.clone())
+        .unwrap_or_default()
+        .counted_kinds;
     let deadline_ms = policy
         .retry
         .get("deadline_ms")
@@ -1232,11 +1217,8 @@ mod tests {
         ]
     }
 
-    fn counted() -> Vec<String> {
-        DEFAULT_COUNTED_KINDS
-            .iter()
-            .map(|k| k.to_string())
-            .collect()
+    fn counted() -> BTreeSet<ErrorKind> {
+        BreakerConfig::default().counted_kinds
     }
 
     #[test]
@@ -1324,7 +1306,7 @@ mod tests {
             None
         );
         // The policy's counted kinds rule: without `timeout`, a timeout does not move the job.
-        let only_unavailable = vec!["unavailable".to_string()];
+        let only_unavailable = BTreeSet::from([ErrorKind::Unavailable]);
         assert_eq!(
             fallback_after(
                 &m,
