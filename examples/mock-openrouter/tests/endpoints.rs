@@ -104,15 +104,7 @@ async fn sse_stream_is_framed_like_openrouter() {
 async fn key_credits_and_models() {
     let mock = start(plain()).await;
     let c = client();
-    let key: Value = c
-        .get(format!("{}/api/v1/key", mock.url()))
-        .bearer_auth("k")
-        .send()
-        .await
-        .expect("key")
-        .json()
-        .await
-        .expect("json");
+    let key: Value = get_json(&c, &mock.url(), "/api/v1/key").await;
     let d = &key["data"];
     for f in [
         "label",
@@ -130,25 +122,10 @@ async fn key_credits_and_models() {
     assert_eq!(d["usage"], 1.5);
     assert_eq!(d["limit"], 10.0);
     assert_eq!(d["limit_remaining"], 8.5);
-    let credits: Value = c
-        .get(format!("{}/api/v1/credits", mock.url()))
-        .bearer_auth("k")
-        .send()
-        .await
-        .expect("credits")
-        .json()
-        .await
-        .expect("json");
+    let credits: Value = get_json(&c, &mock.url(), "/api/v1/credits").await;
     assert_eq!(credits["data"]["total_credits"], 10.0);
     assert_eq!(credits["data"]["total_usage"], 1.5);
-    let models: Value = c
-        .get(format!("{}/api/v1/models", mock.url()))
-        .send()
-        .await
-        .expect("models")
-        .json()
-        .await
-        .expect("json");
+    let models: Value = get_json(&c, &mock.url(), "/api/v1/models").await;
     let data = models["data"].as_array().expect("data");
     let primary = data.iter().find(|m| m["id"] == PRIMARY).expect("primary");
     assert_eq!(primary["context_length"], 16_000);
@@ -183,14 +160,7 @@ async fn jobs_endpoint_serves_the_generated_workload() {
     let s = plain();
     let expected = serde_json::to_value(mock_openrouter::generate(&s)).expect("json");
     let mock = start(s).await;
-    let got: Value = client()
-        .get(format!("{}/mock/jobs", mock.url()))
-        .send()
-        .await
-        .expect("jobs")
-        .json()
-        .await
-        .expect("json");
+    let got: Value = get_json(&client(), &mock.url(), "/mock/jobs").await;
     assert_eq!(got, expected);
     assert_eq!(got["scenario"], "test");
     assert_eq!(got["jobs"].as_array().map(Vec::len), Some(20));
@@ -229,14 +199,7 @@ async fn stats_count_and_reset_clears() {
         .await
         .expect("response");
     assert_eq!(r.status(), 200);
-    let stats: mock_openrouter::Stats = c
-        .get(format!("{}/mock/stats", mock.url()))
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("stats json");
+    let stats: mock_openrouter::Stats = get_json(&c, &mock.url(), "/mock/stats").await;
     assert_eq!(stats.requests, 4);
     assert_eq!(stats.requests_per_model.get(PRIMARY), Some(&3));
     assert_eq!(stats.requests_per_model.get(FALLBACK), Some(&1));
@@ -261,15 +224,7 @@ async fn stats_count_and_reset_clears() {
     mock.reset();
     assert_eq!(mock.stats().clock_resets, 2);
     // The account is back to the scenario's.
-    let key: Value = c
-        .get(format!("{}/api/v1/key", mock.url()))
-        .bearer_auth("k")
-        .send()
-        .await
-        .expect("key")
-        .json()
-        .await
-        .expect("json");
+    let key: Value = get_json(&c, &mock.url(), "/api/v1/key").await;
     assert_eq!(key["data"]["usage"], 0.0);
     mock.shutdown().await;
 }

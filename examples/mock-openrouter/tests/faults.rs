@@ -53,14 +53,7 @@ fn fault_scenario() -> mock_openrouter::Scenario {
 }
 
 async fn fault_response(url: &str, m: &str, stream: bool) -> (u16, Vec<(String, String)>, String) {
-    let r = chat(
-        &client(),
-        url,
-        &chat_body(m, "hi, where is my order?", 256, stream),
-    )
-    .await
-    .expect("a response");
-    parts(r).await
+    chat_parts(url, &chat_body(m, "hi, where is my order?", 256, stream)).await
 }
 
 #[tokio::test]
@@ -276,16 +269,7 @@ async fn context_overflow_states_window_and_request() {
     let mock = start(fault_scenario()).await;
     let big =
         "Pesanan TN-2611-12345 · AWB JNE0012345678 · Dikemas di gudang CGK-2 📦\n".repeat(900);
-    let (s, h, b) = parts(
-        chat(
-            &client(),
-            &mock.url(),
-            &chat_body(PRIMARY, &big, 512, false),
-        )
-        .await
-        .expect("response"),
-    )
-    .await;
+    let (s, h, b) = chat_parts(&mock.url(), &chat_body(PRIMARY, &big, 512, false)).await;
     assert_eq!(s, 400);
     assert_eq!(header(&h, "x-mock-fault"), Some("context-overflow"));
     let c = classify(s, &h, &b);
@@ -323,16 +307,7 @@ async fn flagged_message_gets_moderation_403() {
         "I know where your courier lives {}",
         mock_openrouter::workload::FLAGGED_MARKER
     );
-    let (s, h, b) = parts(
-        chat(
-            &client(),
-            &mock.url(),
-            &chat_body(PRIMARY, &msg, 256, false),
-        )
-        .await
-        .expect("response"),
-    )
-    .await;
+    let (s, h, b) = chat_parts(&mock.url(), &chat_body(PRIMARY, &msg, 256, false)).await;
     assert_eq!(s, 403);
     assert_eq!(header(&h, "x-mock-fault"), Some("moderation"));
     let v: Value = serde_json::from_str(&b).expect("json");
@@ -385,16 +360,7 @@ async fn credits_402_says_what_can_be_afforded() {
         json!({"limit_usd": 0.1, "usage_usd": 0.0}),
     );
     let mock = start(s).await;
-    let (st, h, b) = parts(
-        chat(
-            &client(),
-            &mock.url(),
-            &chat_body("test/pricey", "hi", 512, false),
-        )
-        .await
-        .expect("response"),
-    )
-    .await;
+    let (st, h, b) = chat_parts(&mock.url(), &chat_body("test/pricey", "hi", 512, false)).await;
     assert_eq!(st, 402);
     assert_eq!(header(&h, "x-mock-fault"), Some("credits"));
     let c = classify(st, &h, &b);
@@ -418,15 +384,7 @@ async fn credits_402_says_what_can_be_afforded() {
     let answer: Value = r.json().await.expect("json");
     let cost = answer["usage"]["cost"].as_f64().expect("cost");
     assert!(cost > 0.0);
-    let key: Value = client()
-        .get(format!("{}/api/v1/key", mock.url()))
-        .bearer_auth("k")
-        .send()
-        .await
-        .expect("key")
-        .json()
-        .await
-        .expect("json");
+    let key: Value = get_json(&client(), &mock.url(), "/api/v1/key").await;
     let usage = key["data"]["usage"].as_f64().expect("usage");
     assert!((usage - cost).abs() < 1e-12, "{usage} vs {cost}");
     let remaining = key["data"]["limit_remaining"].as_f64().expect("remaining");
@@ -443,16 +401,7 @@ async fn credits_at_zero_402_without_a_number_until_a_top_up() {
         json!({"limit_usd": 1.0, "usage_usd": 1.0}),
     );
     let mock = start(s).await;
-    let (st, h, b) = parts(
-        chat(
-            &client(),
-            &mock.url(),
-            &chat_body("test/pricey", "hi", 512, false),
-        )
-        .await
-        .expect("response"),
-    )
-    .await;
+    let (st, h, b) = chat_parts(&mock.url(), &chat_body("test/pricey", "hi", 512, false)).await;
     assert_eq!(st, 402);
     let c = classify(st, &h, &b);
     assert_eq!(c.kind, ErrorKind::QuotaExhausted);
@@ -469,15 +418,7 @@ async fn credits_at_zero_402_without_a_number_until_a_top_up() {
         json!({"limit_usd": 1.0, "usage_usd": 1.0}),
     );
     let mock = start(s).await;
-    let key: Value = client()
-        .get(format!("{}/api/v1/key", mock.url()))
-        .bearer_auth("k")
-        .send()
-        .await
-        .expect("key")
-        .json()
-        .await
-        .expect("json");
+    let key: Value = get_json(&client(), &mock.url(), "/api/v1/key").await;
     assert_eq!(key["data"]["limit"], 6.0);
     assert_eq!(key["data"]["limit_remaining"], 5.0);
     let r = chat(

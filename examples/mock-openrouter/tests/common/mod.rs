@@ -68,6 +68,28 @@ pub async fn chat(
         .await
 }
 
+/// POSTs a chat completion and returns its status, headers and body.
+pub async fn chat_parts(url: &str, body: &Value) -> (u16, Vec<(String, String)>, String) {
+    parts(chat(&client(), url, body).await.expect("a response")).await
+}
+
+/// GETs `path` from the mock and decodes its JSON answer. The bearer token is sent on every
+/// path: `/api/v1/key` and `/api/v1/credits` need one, the others ignore it.
+pub async fn get_json<T: serde::de::DeserializeOwned>(
+    c: &reqwest::Client,
+    url: &str,
+    path: &str,
+) -> T {
+    c.get(format!("{url}{path}"))
+        .bearer_auth("k")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}, JSON: {e}"))
+}
+
 /// Status, headers as pairs, and body of a response.
 pub async fn parts(r: reqwest::Response) -> (u16, Vec<(String, String)>, String) {
     let status = r.status().as_u16();
