@@ -536,6 +536,14 @@ fn class_count(doc: &roxmltree::Document<'_>, class: &str) -> usize {
         .count()
 }
 
+/// The texts of every `<title>` (the marks' tooltips), in document order.
+fn tooltips<'a>(doc: &'a roxmltree::Document<'_>) -> Vec<&'a str> {
+    doc.descendants()
+        .filter(|n| n.tag_name().name() == "title")
+        .filter_map(|n| n.text())
+        .collect()
+}
+
 #[test]
 fn the_svg_has_one_mark_per_request_and_one_band_segment_per_breaker_period() {
     let svg = render_svg(&log(OURS), "provider-outage · ours");
@@ -558,11 +566,7 @@ fn the_svg_has_one_mark_per_request_and_one_band_segment_per_breaker_period() {
     assert_eq!(class_count(&doc, "alert"), 3);
     assert_eq!(class_count(&doc, "shutdown"), 1);
     // The outage mark says so in its tooltip; the rejection names the job.
-    let tips: Vec<&str> = doc
-        .descendants()
-        .filter(|n| n.tag_name().name() == "title")
-        .filter_map(|n| n.text())
-        .collect();
+    let tips = tooltips(&doc);
     assert!(
         tips.contains(&"job-0001 attempt 1 at 0.010 s: outage (502, unavailable)"),
         "{tips:?}"
@@ -596,11 +600,7 @@ fn holds_are_drawn_on_the_deferred_lane_until_the_jobs_next_request() {
     // One bar per hold-for-credit decision; no rate-limit deferral in this log.
     assert_eq!(class_count(&doc, "held"), 3);
     assert_eq!(class_count(&doc, "deferred"), 0);
-    let tips: Vec<&str> = doc
-        .descendants()
-        .filter(|n| n.tag_name().name() == "title")
-        .filter_map(|n| n.text())
-        .collect();
+    let tips = tooltips(&doc);
     // 0001: 131 → its request at 900 = 769 ms; 0002: 300 → 900 = 600 ms; 0003: 1031 → its
     // job_done at 4032 = 3001 ms.
     for tip in [
@@ -631,11 +631,7 @@ fn the_naive_go_log_draws_no_breaker_and_marks_transport_failures() {
     assert_eq!(class_count(&doc, "retry"), 6);
     assert_eq!(class_count(&doc, "breaker"), 0);
     assert!(svg.contains("no breaker (naive)"));
-    let tips: Vec<&str> = doc
-        .descendants()
-        .filter(|n| n.tag_name().name() == "title")
-        .filter_map(|n| n.text())
-        .collect();
+    let tips = tooltips(&doc);
     // Status 0 with `fault: ""` is a transport failure; `fault: ""` with a 400 is its kind.
     assert!(
         tips.contains(&"job-0002 attempt 3 at 0.480 s: transport failure (no status, network)"),
