@@ -253,14 +253,7 @@ async fn shutdown_stops_serving() {
         .expect("served");
     assert_eq!(r.status(), 200);
     mock.shutdown().await;
-    let fresh = client();
-    assert!(
-        fresh
-            .get(format!("{url}/api/v1/models"))
-            .send()
-            .await
-            .is_err()
-    );
+    assert_not_served(&url).await;
 }
 
 #[tokio::test]
@@ -268,12 +261,11 @@ async fn dropping_the_handle_stops_serving() {
     let mock = start(plain()).await;
     let url = mock.url();
     drop(mock);
-    let fresh = client();
-    assert!(
-        fresh
-            .get(format!("{url}/api/v1/models"))
-            .send()
-            .await
-            .is_err()
-    );
+    assert_not_served(&url).await;
+}
+
+/// A fresh connection to `url` is refused: nothing serves there any more.
+async fn assert_not_served(url: &str) {
+    let refused = client().get(format!("{url}/api/v1/models")).send().await;
+    assert!(refused.is_err(), "{url} still serves: {refused:?}");
 }

@@ -125,17 +125,10 @@ fn outcome_colour(outcome: &str) -> &'static str {
     }
 }
 
-/// The legend's order: answered first, then faults, kinds, and the rest by name.
+/// The legend's order: answered first, then the mock's faults (in the scenario format's
+/// order), kinds, and the rest by name.
 fn outcome_rank(outcome: &str) -> usize {
-    const ORDER: [&str; 16] = [
-        "ok",
-        "outage",
-        "rate-limit",
-        "overloaded",
-        "slow",
-        "gateway-timeout",
-        "stream-error",
-        "reset",
+    const AFTER_FAULTS: [&str; 8] = [
         "rate-limited",
         "timeout",
         "context-overflow",
@@ -145,10 +138,11 @@ fn outcome_rank(outcome: &str) -> usize {
         "transport failure",
         "no response",
     ];
-    ORDER
-        .iter()
-        .position(|o| *o == outcome)
-        .unwrap_or(ORDER.len())
+    std::iter::once("ok")
+        .chain(mock_openrouter::scenario::FAULT_TYPES)
+        .chain(AFTER_FAULTS)
+        .position(|o| o == outcome)
+        .unwrap_or(usize::MAX)
 }
 
 fn breaker_colour(state: &str) -> &'static str {
