@@ -31,7 +31,9 @@ const FAIL: Outcome = Outcome::Failure {
 
 /// Rotation keys: twice the set's size, so the next key in turn is never held.
 fn keys(prefix: &str, n: usize) -> Vec<String> {
-    (0..2 * n).map(|i| format!("{prefix}/model-{i:07}")).collect()
+    (0..2 * n)
+        .map(|i| format!("{prefix}/model-{i:07}"))
+        .collect()
 }
 
 /// A full set of `n` breakers: 1 % open, the rest closed with one success counted. Returns the

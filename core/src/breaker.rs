@@ -43,6 +43,7 @@ use crate::classify::ErrorKind;
 use crate::config::{ConfigError, Problems};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ops::Bound;
 
 /// The window over which the failure rate is measured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -846,16 +847,124 @@ fn empty_window(config: &BreakerConfig) -> WindowData {
 
 /// One breaker per key (model, provider, or `provider/model`), in bounded memory.
 ///
-/// When a new key arrives and the set is full, the least recently used breaker that is closed
-/// with nothing counted (its state equals a new breaker's) is evicted first; failing that, the
-/// least recently used closed one; an open or half-open breaker is evicted only when every key
-/// is open — losing protection for a key is worse than losing a fresh one.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// # What is evicted
+///
+/// When a key the set does not hold arrives ([`BreakerSet::acquire`] or
+/// [`BreakerSet::entry`]) and the set already holds `max_keys` breakers, exactly one breaker is
+/// evicted first. Breakers fall into three tiers, and the victim comes from the first non-empty
+/// one:
+///
+/// 1. **fresh**: closed, with no call in its failure-rate window and no consecutive failures
+///    (forgetting it loses nothing a new breaker would not also know);
+/// 2. **counted**: any other closed breaker, and a disabled one;
+/// 3. **protected**: open (also one whose open period has run out, which reads as half-open),
+///    half-open and forced open.
+///
+/// Within a tier the least recently used goes first: a key is *used* by every
+/// [`BreakerSet::acquire`], [`BreakerSet::record`] and [`BreakerSet::entry`] for it. (Each of
+/// those calls advances the set's use counter, and a key remembers the counter's value at its
+/// last use; a snapshot holds both. Two keys can share a value only in a hand-made snapshot;
+/// then the key that sorts first by bytes goes first.) So an open, half-open or forced-open
+/// breaker is evicted only when every breaker in the set is one: losing protection for a key
+/// is worse than losing a fresh one.
+///
+/// A breaker's tier is judged as of the latest `now_ms` that breaker itself has seen, not the
+/// set's latest time. A time window whose calls have aged out therefore makes a breaker fresh
+/// only once it is used again at the later time. This is deliberate: a tier then changes only
+/// when its breaker does, and every change goes through this set, so the set can keep its
+/// breakers ordered by (tier, last use, key) in an index and find the victim in O(log n) —
+/// judging every breaker at the set's time would need a scan of all of them at every eviction.
+///
+/// # Cost
+///
+/// Besides the breakers, the index holds one more copy of each key. A new key in a full set,
+/// and every call on a held key, costs O(log n) (measured in `core/benches/eviction.rs`). The
+/// index is not part of a snapshot: it is rebuilt, in O(n log n), when a snapshot is read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(from = "SetSnapshot")]
 pub struct BreakerSet {
     config: BreakerConfig,
     max_keys: usize,
     breakers: BTreeMap<String, (Breaker, u64)>,
     tick: u64,
+    /// Every held key but `lent`, in eviction order: (tier, last use, key).
+    #[serde(skip)]
+    order: BTreeSet<(Tier, u64, String)>,
+    /// The key whose breaker the last [`BreakerSet::entry`] lent out mutably: its tier may have
+    /// changed since, so it is out of `order` until the next call puts it back.
+    #[serde(skip)]
+    lent: Option<String>,
+}
+
+/// A breaker's eviction tier (see [`BreakerSet`]); the lowest is evicted first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Tier {
+    /// Closed, nothing counted.
+    Fresh,
+    /// Closed with something counted, or disabled.
+    Counted,
+    /// Open, half-open or forced open.
+    Protected,
+}
+
+/// The serialized form of a [`BreakerSet`]: the set without its eviction index.
+#[derive(Deserialize)]
+struct SetSnapshot {
+    config: BreakerConfig,
+    max_keys: usize,
+    breakers: BTreeMap<String, (Breaker, u64)>,
+    tick: u64,
+}
+
+impl From<SetSnapshot> for BreakerSet {
+    fn from(s: SetSnapshot) -> Self {
+        let mut set = BreakerSet {
+            config: s.config,
+            max_keys: s.max_keys,
+            breakers: s.breakers,
+            tick: s.tick,
+            order: BTreeSet::new(),
+            lent: None,
+        };
+        set.rebuild_order();
+        set
+    }
+}
+
+/// Two sets are equal when their snapshots are (the eviction index follows from the breakers).
+impl PartialEq for BreakerSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.config == other.config
+            && self.max_keys == other.max_keys
+            && self.breakers == other.breakers
+            && self.tick == other.tick
+    }
+}
+
+impl Eq for BreakerSet {}
+
+/// Eviction support for [`BreakerSet`].
+impl Breaker {
+    /// The latest `now_ms` this breaker has seen: its own clock.
+    fn seen_ms(&self) -> u64 {
+        self.last_now_ms
+    }
+
+    /// The eviction tier, as of the breaker's own clock.
+    fn tier(&self) -> Tier {
+        match self.phase {
+            Phase::Closed => {
+                let c = self.counts(self.seen_ms());
+                if c.window_calls == 0 && c.consecutive_failures == 0 {
+                    Tier::Fresh
+                } else {
+                    Tier::Counted
+                }
+            }
+            Phase::Disabled => Tier::Counted,
+            Phase::Open { .. } | Phase::HalfOpen { .. } | Phase::ForcedOpen => Tier::Protected,
+        }
+    }
 }
 
 /// Longest key a [`BreakerSet`] accepts, in bytes.
@@ -882,6 +991,32 @@ impl KeyError {
     }
 }
 
+/// Takes `key` out of `order`, where it is filed under `tier` and last use `used`; gives back
+/// the key's string (none if it was not there, which the set's invariant rules out).
+fn unfile(
+    order: &mut BTreeSet<(Tier, u64, String)>,
+    tier: Tier,
+    used: u64,
+    key: &str,
+) -> Option<String> {
+    // Only the entries with this tier and use are looked at: normally just this key's (keys
+    // share a last use only in a hand-made snapshot).
+    let from = Bound::Included((tier, used, String::new()));
+    let to = match used.checked_add(1) {
+        Some(next) => Bound::Excluded((tier, next, String::new())),
+        None => Bound::Unbounded,
+    };
+    let taken = order
+        .extract_if((from, to), |(_, _, k)| k == key)
+        .next()
+        .map(|(_, _, k)| k);
+    debug_assert!(
+        taken.is_some(),
+        "{key} is held and not lent, so it is in the order"
+    );
+    taken
+}
+
 impl BreakerSet {
     /// A set of at most `max_keys` breakers (1..=100 000), each with `config`.
     pub fn new(config: BreakerConfig, max_keys: usize) -> Result<BreakerSet, ConfigError> {
@@ -897,6 +1032,8 @@ impl BreakerSet {
             max_keys,
             breakers: BTreeMap::new(),
             tick: 0,
+            order: BTreeSet::new(),
+            lent: None,
         })
     }
 
@@ -916,6 +1053,7 @@ impl BreakerSet {
                 Err(e) => p.extend(&format!("{key}: "), e),
             }
         }
+        set.rebuild_order();
         p.finish(set)
     }
 
@@ -925,7 +1063,20 @@ impl BreakerSet {
         key: &str,
         now_ms: u64,
     ) -> Result<Result<Permit, Rejected>, KeyError> {
-        Ok(self.entry(key)?.acquire(now_ms))
+        check_key(key)?;
+        self.use_tick();
+        Ok(match self.with_held(key, |b| b.acquire(now_ms)) {
+            Ok(admission) => admission,
+            Err(acquire) => {
+                self.make_room();
+                let mut breaker = Breaker::fresh(self.config.clone());
+                let admission = acquire(&mut breaker);
+                self.order
+                    .insert((breaker.tier(), self.tick, key.to_owned()));
+                self.breakers.insert(key.to_owned(), (breaker, self.tick));
+                admission
+            }
+        })
     }
 
     /// Records the outcome of a call for `key`. An unknown key (evicted since) is stale.
@@ -937,14 +1088,10 @@ impl BreakerSet {
         now_ms: u64,
     ) -> Result<Recorded, KeyError> {
         check_key(key)?;
-        self.tick = self.tick.wrapping_add(1);
-        match self.breakers.get_mut(key) {
-            Some((breaker, used)) => {
-                *used = self.tick;
-                Ok(breaker.record(permit, outcome, now_ms))
-            }
-            None => Ok(Recorded::Stale),
-        }
+        self.use_tick();
+        Ok(self
+            .with_held(key, |b| b.record(permit, outcome, now_ms))
+            .unwrap_or(Recorded::Stale))
     }
 
     /// The breaker for `key`, if present.
@@ -952,18 +1099,25 @@ impl BreakerSet {
         self.breakers.get(key).map(|(b, _)| b)
     }
 
-    /// The breaker for `key`, created if needed (evicting one when full).
+    /// The breaker for `key`, created if needed (evicting one when full, see [`BreakerSet`]).
+    /// Whatever is done with it counts in its eviction tier from the next call on the set.
     pub fn entry(&mut self, key: &str) -> Result<&mut Breaker, KeyError> {
         check_key(key)?;
-        self.tick = self.tick.wrapping_add(1);
-        if !self.breakers.contains_key(key) && self.breakers.len() >= self.max_keys {
-            self.evict();
-        }
-        let tick = self.tick;
+        self.use_tick();
+        let taken = match self.breakers.get(key) {
+            Some((breaker, used)) => unfile(&mut self.order, breaker.tier(), *used, key),
+            None => {
+                self.make_room();
+                None
+            }
+        };
+        // Out of `order` until the next call: the caller may change its tier.
+        self.lent = Some(taken.unwrap_or_else(|| key.to_owned()));
+        let (tick, config) = (self.tick, &self.config);
         let (breaker, used) = self
             .breakers
             .entry(key.to_owned())
-            .or_insert_with(|| (Breaker::fresh(self.config.clone()), tick));
+            .or_insert_with(|| (Breaker::fresh(config.clone()), tick));
         *used = tick;
         Ok(breaker)
     }
@@ -983,20 +1137,48 @@ impl BreakerSet {
         self.breakers.keys().map(String::as_str)
     }
 
-    fn evict(&mut self) {
-        let rank = |b: &Breaker| match (&b.phase, b.counts(b.last_now_ms)) {
-            (Phase::Closed, c) if c.window_calls == 0 && c.consecutive_failures == 0 => 0,
-            (Phase::Closed | Phase::Disabled, _) => 1,
-            _ => 2,
+    /// Starts a call on the set: files the breaker lent by the last [`BreakerSet::entry`] back
+    /// in `order` with the tier it has now, and advances the use counter.
+    fn use_tick(&mut self) {
+        if let Some(key) = self.lent.take()
+            && let Some((breaker, used)) = self.breakers.get(&key)
+        {
+            self.order.insert((breaker.tier(), *used, key));
+        }
+        self.tick = self.tick.wrapping_add(1);
+    }
+
+    /// Runs `f` on the breaker of `key`, marks the key used now and re-files it in `order`
+    /// with the tier `f` left it in; gives `f` back if the key is not held.
+    fn with_held<T, F: FnOnce(&mut Breaker) -> T>(&mut self, key: &str, f: F) -> Result<T, F> {
+        let Some((breaker, used)) = self.breakers.get_mut(key) else {
+            return Err(f);
         };
-        let victim = self
-            .breakers
-            .iter()
-            .min_by_key(|(key, (b, used))| (rank(b), *used, key.as_str()))
-            .map(|(key, _)| key.clone());
-        if let Some(key) = victim {
+        let taken = unfile(&mut self.order, breaker.tier(), *used, key);
+        *used = self.tick;
+        let out = f(breaker);
+        let key = taken.unwrap_or_else(|| key.to_owned());
+        self.order.insert((breaker.tier(), self.tick, key));
+        Ok(out)
+    }
+
+    /// Evicts the first breaker in eviction order if the set is full.
+    fn make_room(&mut self) {
+        if self.breakers.len() >= self.max_keys
+            && let Some((_, _, key)) = self.order.pop_first()
+        {
             self.breakers.remove(&key);
         }
+    }
+
+    /// Builds `order` from the breakers (after a snapshot is read).
+    fn rebuild_order(&mut self) {
+        self.lent = None;
+        self.order = self
+            .breakers
+            .iter()
+            .map(|(key, (breaker, used))| (breaker.tier(), *used, key.clone()))
+            .collect();
     }
 }
 
@@ -1427,6 +1609,150 @@ mod tests {
             BreakerSet::restore(serde_json::from_str(&json).unwrap()).unwrap(),
             set
         );
+    }
+
+    /// A config where one counted failure opens the breaker for a second, and a success is
+    /// counted in the window (so a used closed breaker is not fresh).
+    fn set_config() -> BreakerConfig {
+        BreakerConfig {
+            consecutive_failures: Some(1),
+            open_duration: OpenDuration {
+                base_ms: 1_000,
+                ..OpenDuration::default()
+            },
+            ..BreakerConfig::default()
+        }
+    }
+
+    fn keys_of(set: &BreakerSet) -> Vec<&str> {
+        set.keys().collect()
+    }
+
+    fn set_call(set: &mut BreakerSet, key: &str, outcome: Outcome, now: u64) {
+        let p = set.acquire(key, now).unwrap().expect("admitted");
+        set.record(key, p, outcome, now).unwrap();
+    }
+
+    #[test]
+    fn the_set_evicts_by_tier_then_least_recent_use() {
+        let mut set = BreakerSet::new(set_config(), 6).unwrap();
+        set.entry("forced").unwrap().force_open(0);
+        set.entry("disabled").unwrap().disable(0);
+        set_call(&mut set, "counted", Outcome::Success, 0);
+        set_call(&mut set, "open", FAIL, 0);
+        set_call(&mut set, "half", FAIL, 0);
+        // Its open period is over: this probe makes it half-open.
+        assert!(set.acquire("half", 1_000).unwrap().unwrap().probe);
+        set.acquire("fresh", 1_000).unwrap().unwrap();
+        assert_eq!(set.len(), 6);
+
+        // Fresh first, although it was used last.
+        set.acquire("n1", 1_001).unwrap().unwrap();
+        assert!(set.get("fresh").is_none());
+        // A new key is fresh too: the next new key evicts it.
+        set.acquire("n2", 1_002).unwrap().unwrap();
+        assert_eq!(
+            keys_of(&set),
+            ["counted", "disabled", "forced", "half", "n2", "open"]
+        );
+        // With nothing fresh, the least recently used closed-or-disabled one: "disabled"
+        // (used before "counted"), then "counted", then "n2".
+        set_call(&mut set, "n2", Outcome::Success, 1_003);
+        set_call(&mut set, "n3", Outcome::Success, 1_004);
+        assert!(set.get("disabled").is_none());
+        set_call(&mut set, "n4", Outcome::Success, 1_005);
+        assert!(set.get("counted").is_none());
+        set_call(&mut set, "n5", Outcome::Success, 1_006);
+        assert!(set.get("n2").is_none());
+        assert_eq!(keys_of(&set), ["forced", "half", "n3", "n4", "n5", "open"]);
+        // Open, half-open and forced-open go only when nothing else is left: open the three
+        // closed ones; then the least recently used protected one goes ("forced", used first).
+        for (i, key) in ["n3", "n4", "n5"].into_iter().enumerate() {
+            set_call(&mut set, key, FAIL, 1_010 + i as u64);
+            assert_eq!(set.get(key).unwrap().state(1_010), State::Open);
+        }
+        set.acquire("n6", 1_020).unwrap().unwrap();
+        assert!(set.get("forced").is_none());
+        // "n6" is fresh, so it goes before any protected one.
+        set.acquire("n7", 1_021).unwrap().unwrap();
+        assert!(set.get("n6").is_none());
+        set_call(&mut set, "n7", FAIL, 1_022);
+        // All protected again: "open" (last used at 0) goes before "half" (used at 1 000).
+        set.acquire("n8", 1_023).unwrap().unwrap();
+        assert_eq!(keys_of(&set), ["half", "n3", "n4", "n5", "n7", "n8"]);
+    }
+
+    #[test]
+    fn a_breaker_changed_through_entry_is_ranked_by_its_new_state() {
+        let mut set = BreakerSet::new(set_config(), 2).unwrap();
+        set.acquire("a", 0).unwrap().unwrap();
+        set.acquire("b", 1).unwrap().unwrap();
+        // "a" is the least recently used fresh one, but forcing it open through `entry`
+        // protects it.
+        set.entry("a").unwrap().force_open(2);
+        set.acquire("b", 3).unwrap().unwrap();
+        set.acquire("c", 4).unwrap().unwrap();
+        assert_eq!(keys_of(&set), ["a", "c"]);
+        // Reset through `entry`, "a" is fresh again and, used first, goes first.
+        set_call(&mut set, "c", Outcome::Success, 5);
+        set.entry("a").unwrap().reset(6);
+        set.acquire("d", 7).unwrap().unwrap();
+        assert_eq!(keys_of(&set), ["c", "d"]);
+        // A change through `entry` right before a snapshot counts in the restored set too.
+        set.entry("c").unwrap().force_open(8);
+        let json = serde_json::to_string(&set).unwrap();
+        let mut restored = BreakerSet::restore(serde_json::from_str(&json).unwrap()).unwrap();
+        assert_eq!(restored, set);
+        for s in [&mut set, &mut restored] {
+            s.acquire("e", 9).unwrap().unwrap();
+            assert_eq!(keys_of(s), ["c", "e"]);
+        }
+    }
+
+    #[test]
+    fn a_breaker_is_ranked_at_its_own_latest_time() {
+        let config = BreakerConfig {
+            consecutive_failures: None,
+            failure_rate: Some(RateRule {
+                window: Window::Time { ms: 10_000 },
+                min_calls: 100,
+                ..RateRule::default()
+            }),
+            ..BreakerConfig::default()
+        };
+        let mut set = BreakerSet::new(config, 2).unwrap();
+        set_call(&mut set, "old", Outcome::Success, 0);
+        set_call(&mut set, "young", Outcome::Success, 5_000);
+        // At 30 000 both calls have left their windows. "old", used again then, has an empty
+        // window at its own latest time: it is fresh and goes first, although used last.
+        // "young" was last seen at 5 000, when its call was still in the window: it stays
+        // counted until it is used again.
+        set.acquire("old", 30_000).unwrap().unwrap();
+        set.acquire("new", 30_000).unwrap().unwrap();
+        assert_eq!(keys_of(&set), ["new", "young"]);
+    }
+
+    #[test]
+    fn the_eviction_index_is_not_in_snapshots() {
+        let mut set = BreakerSet::new(set_config(), 3).unwrap();
+        set_call(&mut set, "a", FAIL, 0);
+        set.entry("b").unwrap();
+        let value = serde_json::to_value(&set).unwrap();
+        let fields: Vec<&str> = value
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(fields, ["breakers", "config", "max_keys", "tick"]);
+        // Reading a snapshot rebuilds the index: "b" (fresh) goes before "a" (open).
+        let mut read: BreakerSet = serde_json::from_value(value).unwrap();
+        read.acquire("c", 1).unwrap().unwrap();
+        read.acquire("d", 2).unwrap().unwrap();
+        assert_eq!(keys_of(&read), ["a", "c", "d"]);
+        // Then "c", the least recently used of the fresh ones.
+        read.acquire("e", 3).unwrap().unwrap();
+        assert_eq!(keys_of(&read), ["a", "d", "e"]);
     }
 
     #[derive(Debug, Clone)]
