@@ -43,7 +43,6 @@ use crate::classify::ErrorKind;
 use crate::config::{ConfigError, Problems};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::ops::Bound;
 
 /// The window over which the failure rate is measured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -862,57 +861,198 @@ fn empty_window(config: &BreakerConfig) -> WindowData {
 ///
 /// Within a tier the least recently used goes first: a key is *used* by every
 /// [`BreakerSet::acquire`], [`BreakerSet::record`] and [`BreakerSet::entry`] for it. (Each of
-/// those calls advances the set's use counter, and a key remembers the counter's value at its
-/// last use; a snapshot holds both. Two keys can share a value only in a hand-made snapshot;
-/// then the key that sorts first by bytes goes first.) So an open, half-open or forced-open
-/// breaker is evicted only when every breaker in the set is one: losing protection for a key
-/// is worse than losing a fresh one.
+/// those calls advances the set's 64-bit use counter, and a key remembers the counter's value
+/// at its last use; a snapshot holds both. Two keys can share a value only in a hand-made
+/// snapshot; then the key that sorts first by bytes goes first.) So an open, half-open or
+/// forced-open breaker is evicted only when every breaker in the set is one: losing protection
+/// for a key is worse than losing a fresh one.
 ///
 /// A breaker's tier is judged as of the latest `now_ms` that breaker itself has seen, not the
 /// set's latest time. A time window whose calls have aged out therefore makes a breaker fresh
 /// only once it is used again at the later time. This is deliberate: a tier then changes only
-/// when its breaker does, and every change goes through this set, so the set can keep its
-/// breakers ordered by (tier, last use, key) in an index and find the victim in O(log n) —
-/// judging every breaker at the set's time would need a scan of all of them at every eviction.
+/// when its breaker does, and every change goes through this set, so the set can keep one
+/// least-recently-used list per tier and find the victim in O(1) — judging every breaker at
+/// the set's time would need a scan of all of them at every eviction.
 ///
 /// # Cost
 ///
-/// Besides the breakers, the index holds one more copy of each key. A new key in a full set,
-/// and every call on a held key, costs O(log n) (measured in `core/benches/eviction.rs`). The
-/// index is not part of a snapshot: it is rebuilt, in O(n log n), when a snapshot is read.
+/// A new key in a full set, and every call on a held key, costs O(1) beyond the key's lookup
+/// in the (sorted) map of breakers (measured in `core/benches/eviction.rs`). The lists cost
+/// one more copy of each key and three links. They are not part of a snapshot: reading one
+/// rebuilds them, in O(n log n), by sorting the keys by tier, last use and key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(from = "SetSnapshot")]
 pub struct BreakerSet {
     config: BreakerConfig,
     max_keys: usize,
-    breakers: BTreeMap<String, (Breaker, u64)>,
+    breakers: BTreeMap<String, Held>,
     tick: u64,
-    /// Every held key but `lent`, in eviction order: (tier, last use, key).
+    /// The eviction order.
     #[serde(skip)]
-    order: BTreeSet<(Tier, u64, String)>,
-    /// The key whose breaker the last [`BreakerSet::entry`] lent out mutably: its tier may have
-    /// changed since, so it is out of `order` until the next call puts it back.
+    lru: Lru,
+    /// The node of the key whose breaker the last [`BreakerSet::entry`] lent out mutably: its
+    /// tier may have changed since, so the next call re-files it.
     #[serde(skip)]
-    lent: Option<String>,
+    lent: Option<u32>,
+}
+
+/// A held breaker: serialized as `[breaker, last use]`.
+#[derive(Debug, Clone)]
+struct Held {
+    breaker: Breaker,
+    /// The use counter at the key's last use.
+    used: u64,
+    /// The key's node in the eviction lists (not serialized).
+    node: u32,
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Self) -> bool {
+        self.breaker == other.breaker && self.used == other.used
+    }
+}
+
+impl Eq for Held {}
+
+impl Serialize for Held {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (&self.breaker, self.used).serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Held {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (breaker, used) = <(Breaker, u64)>::deserialize(deserializer)?;
+        Ok(Held {
+            breaker,
+            used,
+            node: NO_NODE,
+        })
+    }
 }
 
 /// A breaker's eviction tier (see [`BreakerSet`]); the lowest is evicted first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Tier {
     /// Closed, nothing counted.
-    Fresh,
+    Fresh = 0,
     /// Closed with something counted, or disabled.
-    Counted,
+    Counted = 1,
     /// Open, half-open or forced open.
-    Protected,
+    Protected = 2,
 }
 
-/// The serialized form of a [`BreakerSet`]: the set without its eviction index.
+/// Marks the end of an eviction list (and a breaker not yet in one).
+const NO_NODE: u32 = u32::MAX;
+
+/// One least-recently-used list per [`Tier`], linked through a slab of nodes (one per held
+/// key). A list's order is the order of its keys' last use, because a key is appended at its
+/// newest end whenever it is used, and nothing else moves it.
+#[derive(Debug, Clone)]
+struct Lru {
+    nodes: Vec<Node>,
+    /// Nodes of evicted keys, for reuse.
+    free: Vec<u32>,
+    /// Per tier: (least, most) recently used node.
+    ends: [(u32, u32); 3],
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    key: String,
+    tier: Tier,
+    /// Towards the least recently used.
+    older: u32,
+    /// Towards the most recently used.
+    newer: u32,
+}
+
+impl Default for Lru {
+    fn default() -> Self {
+        Lru {
+            nodes: Vec::new(),
+            free: Vec::new(),
+            ends: [(NO_NODE, NO_NODE); 3],
+        }
+    }
+}
+
+impl Lru {
+    /// Adds `key` as the most recently used of `tier`; gives its node.
+    fn push(&mut self, key: String, tier: Tier) -> u32 {
+        let node = Node {
+            key,
+            tier,
+            older: NO_NODE,
+            newer: NO_NODE,
+        };
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.nodes[i as usize] = node;
+                i
+            }
+            None => {
+                self.nodes.push(node);
+                (self.nodes.len() - 1) as u32
+            }
+        };
+        self.link(i, tier);
+        i
+    }
+
+    /// Moves node `i` to the most recently used end of `tier`.
+    fn touch(&mut self, i: u32, tier: Tier) {
+        self.unlink(i);
+        self.link(i, tier);
+    }
+
+    /// Removes the least recently used key of the lowest non-empty tier.
+    fn pop(&mut self) -> Option<String> {
+        let i = self
+            .ends
+            .iter()
+            .map(|&(oldest, _)| oldest)
+            .find(|&i| i != NO_NODE)?;
+        self.unlink(i);
+        self.free.push(i);
+        Some(std::mem::take(&mut self.nodes[i as usize].key))
+    }
+
+    fn link(&mut self, i: u32, tier: Tier) {
+        let (oldest, newest) = self.ends[tier as usize];
+        if let Some(n) = self.nodes.get_mut(newest as usize) {
+            n.newer = i;
+        }
+        let node = &mut self.nodes[i as usize];
+        node.tier = tier;
+        node.older = newest;
+        node.newer = NO_NODE;
+        let oldest = if oldest == NO_NODE { i } else { oldest };
+        self.ends[tier as usize] = (oldest, i);
+    }
+
+    fn unlink(&mut self, i: u32) {
+        let Node {
+            tier, older, newer, ..
+        } = self.nodes[i as usize];
+        let ends = &mut self.ends[tier as usize];
+        match self.nodes.get_mut(newer as usize) {
+            Some(n) => n.older = older,
+            None => ends.1 = older,
+        }
+        match self.nodes.get_mut(older as usize) {
+            Some(o) => o.newer = newer,
+            None => ends.0 = newer,
+        }
+    }
+}
+
+/// The serialized form of a [`BreakerSet`]: the set without its eviction lists.
 #[derive(Deserialize)]
 struct SetSnapshot {
     config: BreakerConfig,
     max_keys: usize,
-    breakers: BTreeMap<String, (Breaker, u64)>,
+    breakers: BTreeMap<String, Held>,
     tick: u64,
 }
 
@@ -923,15 +1063,15 @@ impl From<SetSnapshot> for BreakerSet {
             max_keys: s.max_keys,
             breakers: s.breakers,
             tick: s.tick,
-            order: BTreeSet::new(),
+            lru: Lru::default(),
             lent: None,
         };
-        set.rebuild_order();
+        set.rebuild_lru();
         set
     }
 }
 
-/// Two sets are equal when their snapshots are (the eviction index follows from the breakers).
+/// Two sets are equal when their snapshots are (the eviction lists follow from the breakers).
 impl PartialEq for BreakerSet {
     fn eq(&self, other: &Self) -> bool {
         self.config == other.config
@@ -991,32 +1131,6 @@ impl KeyError {
     }
 }
 
-/// Takes `key` out of `order`, where it is filed under `tier` and last use `used`; gives back
-/// the key's string (none if it was not there, which the set's invariant rules out).
-fn unfile(
-    order: &mut BTreeSet<(Tier, u64, String)>,
-    tier: Tier,
-    used: u64,
-    key: &str,
-) -> Option<String> {
-    // Only the entries with this tier and use are looked at: normally just this key's (keys
-    // share a last use only in a hand-made snapshot).
-    let from = Bound::Included((tier, used, String::new()));
-    let to = match used.checked_add(1) {
-        Some(next) => Bound::Excluded((tier, next, String::new())),
-        None => Bound::Unbounded,
-    };
-    let taken = order
-        .extract_if((from, to), |(_, _, k)| k == key)
-        .next()
-        .map(|(_, _, k)| k);
-    debug_assert!(
-        taken.is_some(),
-        "{key} is held and not lent, so it is in the order"
-    );
-    taken
-}
-
 impl BreakerSet {
     /// A set of at most `max_keys` breakers (1..=100 000), each with `config`.
     pub fn new(config: BreakerConfig, max_keys: usize) -> Result<BreakerSet, ConfigError> {
@@ -1032,12 +1146,13 @@ impl BreakerSet {
             max_keys,
             breakers: BTreeMap::new(),
             tick: 0,
-            order: BTreeSet::new(),
+            lru: Lru::default(),
             lent: None,
         })
     }
 
-    /// Restores a set exported with serde, checking every breaker.
+    /// Restores a set exported with serde, checking every breaker, and that no key was last
+    /// used after the set's use counter (which only a hand-made snapshot can say).
     pub fn restore(snapshot: BreakerSet) -> Result<BreakerSet, ConfigError> {
         let mut set = BreakerSet::new(snapshot.config, snapshot.max_keys)?;
         set.tick = snapshot.tick;
@@ -1045,15 +1160,26 @@ impl BreakerSet {
         p.check(snapshot.breakers.len() <= set.max_keys, || {
             "snapshot holds more keys than max_keys".into()
         });
-        for (key, (breaker, used)) in snapshot.breakers {
-            match Breaker::restore(breaker) {
-                Ok(b) => {
-                    set.breakers.insert(key, (b, used));
+        for (key, held) in snapshot.breakers {
+            p.check(held.used <= set.tick, || {
+                format!(
+                    "{key}: last used at {} after the set's use counter {}",
+                    held.used, set.tick
+                )
+            });
+            match Breaker::restore(held.breaker) {
+                Ok(breaker) => {
+                    let held = Held {
+                        breaker,
+                        used: held.used,
+                        node: NO_NODE,
+                    };
+                    set.breakers.insert(key, held);
                 }
                 Err(e) => p.extend(&format!("{key}: "), e),
             }
         }
-        set.rebuild_order();
+        set.rebuild_lru();
         p.finish(set)
     }
 
@@ -1071,9 +1197,13 @@ impl BreakerSet {
                 self.make_room();
                 let mut breaker = Breaker::fresh(self.config.clone());
                 let admission = acquire(&mut breaker);
-                self.order
-                    .insert((breaker.tier(), self.tick, key.to_owned()));
-                self.breakers.insert(key.to_owned(), (breaker, self.tick));
+                let node = self.lru.push(key.to_owned(), breaker.tier());
+                let held = Held {
+                    breaker,
+                    used: self.tick,
+                    node,
+                };
+                self.breakers.insert(key.to_owned(), held);
                 admission
             }
         })
@@ -1096,7 +1226,7 @@ impl BreakerSet {
 
     /// The breaker for `key`, if present.
     pub fn get(&self, key: &str) -> Option<&Breaker> {
-        self.breakers.get(key).map(|(b, _)| b)
+        self.breakers.get(key).map(|held| &held.breaker)
     }
 
     /// The breaker for `key`, created if needed (evicting one when full, see [`BreakerSet`]).
@@ -1104,22 +1234,24 @@ impl BreakerSet {
     pub fn entry(&mut self, key: &str) -> Result<&mut Breaker, KeyError> {
         check_key(key)?;
         self.use_tick();
-        let taken = match self.breakers.get(key) {
-            Some((breaker, used)) => unfile(&mut self.order, breaker.tier(), *used, key),
-            None => {
-                self.make_room();
-                None
+        if !self.breakers.contains_key(key) {
+            self.make_room();
+        }
+        let (tick, config, lru) = (self.tick, &self.config, &mut self.lru);
+        let held = self.breakers.entry(key.to_owned()).or_insert_with(|| {
+            let breaker = Breaker::fresh(config.clone());
+            let node = lru.push(key.to_owned(), breaker.tier());
+            Held {
+                breaker,
+                used: tick,
+                node,
             }
-        };
-        // Out of `order` until the next call: the caller may change its tier.
-        self.lent = Some(taken.unwrap_or_else(|| key.to_owned()));
-        let (tick, config) = (self.tick, &self.config);
-        let (breaker, used) = self
-            .breakers
-            .entry(key.to_owned())
-            .or_insert_with(|| (Breaker::fresh(config.clone()), tick));
-        *used = tick;
-        Ok(breaker)
+        });
+        held.used = tick;
+        lru.touch(held.node, held.breaker.tier());
+        // The caller may change its tier: the next call re-files it.
+        self.lent = Some(held.node);
+        Ok(&mut held.breaker)
     }
 
     /// Number of keys held.
@@ -1137,48 +1269,62 @@ impl BreakerSet {
         self.breakers.keys().map(String::as_str)
     }
 
-    /// Starts a call on the set: files the breaker lent by the last [`BreakerSet::entry`] back
-    /// in `order` with the tier it has now, and advances the use counter.
+    /// Starts a call on the set: re-files the breaker lent by the last [`BreakerSet::entry`]
+    /// under the tier it has now (still the most recently used), and advances the use counter.
     fn use_tick(&mut self) {
-        if let Some(key) = self.lent.take()
-            && let Some((breaker, used)) = self.breakers.get(&key)
+        if let Some(i) = self.lent.take()
+            && let Some(node) = self.lru.nodes.get(i as usize)
+            && let Some(held) = self.breakers.get(&node.key)
         {
-            self.order.insert((breaker.tier(), *used, key));
+            let tier = held.breaker.tier();
+            if tier != node.tier {
+                self.lru.touch(i, tier);
+            }
         }
         self.tick = self.tick.wrapping_add(1);
     }
 
-    /// Runs `f` on the breaker of `key`, marks the key used now and re-files it in `order`
-    /// with the tier `f` left it in; gives `f` back if the key is not held.
+    /// Runs `f` on the breaker of `key`, marks the key used now and files it under the tier
+    /// `f` left it in; gives `f` back if the key is not held.
     fn with_held<T, F: FnOnce(&mut Breaker) -> T>(&mut self, key: &str, f: F) -> Result<T, F> {
-        let Some((breaker, used)) = self.breakers.get_mut(key) else {
+        let Some(held) = self.breakers.get_mut(key) else {
             return Err(f);
         };
-        let taken = unfile(&mut self.order, breaker.tier(), *used, key);
-        *used = self.tick;
-        let out = f(breaker);
-        let key = taken.unwrap_or_else(|| key.to_owned());
-        self.order.insert((breaker.tier(), self.tick, key));
+        held.used = self.tick;
+        let out = f(&mut held.breaker);
+        self.lru.touch(held.node, held.breaker.tier());
         Ok(out)
     }
 
     /// Evicts the first breaker in eviction order if the set is full.
     fn make_room(&mut self) {
         if self.breakers.len() >= self.max_keys
-            && let Some((_, _, key)) = self.order.pop_first()
+            && let Some(key) = self.lru.pop()
         {
             self.breakers.remove(&key);
         }
     }
 
-    /// Builds `order` from the breakers (after a snapshot is read).
-    fn rebuild_order(&mut self) {
+    /// Builds the eviction lists from the breakers (after a snapshot is read): by tier, last
+    /// use and key.
+    fn rebuild_lru(&mut self) {
         self.lent = None;
-        self.order = self
+        self.lru = Lru::default();
+        let mut order: Vec<(Tier, u64, &String)> = self
             .breakers
             .iter()
-            .map(|(key, (breaker, used))| (breaker.tier(), *used, key.clone()))
+            .map(|(key, held)| (held.breaker.tier(), held.used, key))
             .collect();
+        order.sort_unstable();
+        let nodes: Vec<(String, u32)> = order
+            .into_iter()
+            .map(|(tier, _, key)| (key.clone(), self.lru.push(key.clone(), tier)))
+            .collect();
+        for (key, node) in nodes {
+            if let Some(held) = self.breakers.get_mut(&key) {
+                held.node = node;
+            }
+        }
     }
 }
 
@@ -1753,6 +1899,18 @@ mod tests {
         // Then "c", the least recently used of the fresh ones.
         read.acquire("e", 3).unwrap().unwrap();
         assert_eq!(keys_of(&read), ["a", "d", "e"]);
+    }
+
+    #[test]
+    fn a_snapshot_whose_keys_were_used_after_the_counter_is_rejected() {
+        let mut set = BreakerSet::new(set_config(), 3).unwrap();
+        set.acquire("a", 0).unwrap().unwrap();
+        set.acquire("b", 0).unwrap().unwrap();
+        let json = serde_json::to_string(&set).unwrap();
+        assert!(json.ends_with(r#""tick":2}"#), "{json}");
+        let bad = json.replace(r#""tick":2}"#, r#""tick":1}"#);
+        let err = BreakerSet::restore(serde_json::from_str(&bad).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("b: last used at 2"), "{err}");
     }
 
     #[derive(Debug, Clone)]
