@@ -37,7 +37,8 @@
 //! [`Rejected`] with how long to wait; [`Breaker::record`] with that permit, the [`Outcome`]
 //! and `now_ms` gives the state [`Transition`], if any. A clock that goes backwards is treated
 //! as standing still. [`BreakerSet`] keeps one breaker per key (model or provider) in bounded
-//! memory. Both serialize (serde) so a restart loses nothing.
+//! memory, and finds the breaker to evict for a new key in O(1). Both serialize (serde) so a
+//! restart loses nothing.
 
 use crate::classify::ErrorKind;
 use crate::config::{ConfigError, Problems};
@@ -861,9 +862,9 @@ fn empty_window(config: &BreakerConfig) -> WindowData {
 ///
 /// Within a tier the least recently used goes first: a key is *used* by every
 /// [`BreakerSet::acquire`], [`BreakerSet::record`] and [`BreakerSet::entry`] for it. (Each of
-/// those calls advances the set's 64-bit use counter, and a key remembers the counter's value
-/// at its last use; a snapshot holds both. Two keys can share a value only in a hand-made
-/// snapshot; then the key that sorts first by bytes goes first.) So an open, half-open or
+/// those calls advances the set's 64-bit use counter, which cannot wrap in practice, and a key
+/// remembers the counter's value at its last use; a snapshot holds both. Two keys can share a
+/// value only in a hand-made snapshot; then the key that sorts first by bytes goes first.) So an open, half-open or
 /// forced-open breaker is evicted only when every breaker in the set is one: losing protection
 /// for a key is worse than losing a fresh one.
 ///
@@ -1015,26 +1016,33 @@ impl Lru {
             .find(|&i| i != NO_NODE)?;
         self.unlink(i);
         self.free.push(i);
-        Some(std::mem::take(&mut self.nodes[i as usize].key))
+        self.nodes
+            .get_mut(i as usize)
+            .map(|n| std::mem::take(&mut n.key))
     }
 
     fn link(&mut self, i: u32, tier: Tier) {
         let (oldest, newest) = self.ends[tier as usize];
-        if let Some(n) = self.nodes.get_mut(newest as usize) {
-            n.newer = i;
-        }
-        let node = &mut self.nodes[i as usize];
+        let Some(node) = self.nodes.get_mut(i as usize) else {
+            return;
+        };
         node.tier = tier;
         node.older = newest;
         node.newer = NO_NODE;
+        if let Some(n) = self.nodes.get_mut(newest as usize) {
+            n.newer = i;
+        }
         let oldest = if oldest == NO_NODE { i } else { oldest };
         self.ends[tier as usize] = (oldest, i);
     }
 
     fn unlink(&mut self, i: u32) {
-        let Node {
+        let Some(&Node {
             tier, older, newer, ..
-        } = self.nodes[i as usize];
+        }) = self.nodes.get(i as usize)
+        else {
+            return;
+        };
         let ends = &mut self.ends[tier as usize];
         match self.nodes.get_mut(newer as usize) {
             Some(n) => n.older = older,
