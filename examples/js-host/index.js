@@ -1397,7 +1397,8 @@ export class Calibration extends Resource {
 
 const BUDGET_DEFAULTED = ['contextWindow', 'reservedOutputTokens', 'safetyMarginTokens', 'minDocumentChars'];
 const BUDGET_CAPS = ['maxHistoryMessages', 'maxDocumentChars', 'maxMessageChars'];
-const BUDGET_KEYS = new Set([...BUDGET_DEFAULTED, ...BUDGET_CAPS]);
+/** Every budget field, in the WIT record's order (problems are listed in it). */
+const BUDGET_KEYS = new Set(['contextWindow', 'reservedOutputTokens', 'safetyMarginTokens', 'maxHistoryMessages', 'maxDocumentChars', 'maxMessageChars', 'minDocumentChars']);
 const BUDGET_TYPES = {
   contextWindow: 'u64',
   reservedOutputTokens: 'u64',
