@@ -185,13 +185,15 @@ function guard(root) {
 }
 
 /**
- * Which component instance a capability's calls and handles live in. Each has its own, so a
- * trap in one (a runaway tokenization, a bug) costs only that capability's handles: the
- * breakers, limiters, retry objects, calibrations and credit monitors in the others keep their
- * state. Cross-capability calls run where their handle lives: `trim` in its counter's instance,
- * `nextBudget` in its policy's.
+ * The component instances of a plugin: one per kind of handle, so that a trap in one (a runaway
+ * tokenization, a bug) costs only the handles living there; the breakers, limiters, retry
+ * objects, calibrations and credit monitors in the others keep their state. `functions` runs
+ * the calls that hold no handle (classify, version, encodingForModel, defaultBudget,
+ * limitTokens, parseKey, parseCredits, suggestMaxTokens): a trap there costs nothing but the
+ * call. Calls that take a handle run where it lives: `trim` in its counter's instance
+ * (`tokens`), `nextBudget` in its policy's (`retry`). Each instance is made on first use.
  */
-export const CAPABILITIES = Object.freeze(['classify', 'breaker', 'ratelimit', 'retry', 'tokens', 'calibration', 'context', 'credits']);
+export const CAPABILITIES = Object.freeze(['functions', 'breaker', 'ratelimit', 'retry', 'tokens', 'calibration', 'credits']);
 
 /**
  * One llm-resilience plugin: one component instance per capability (see `CAPABILITIES`), each
@@ -227,8 +229,8 @@ export class Plugin {
       );
     }
     this.#instantiateCore = options.instantiateCore;
-    // The classify instance is made now, so that a component that cannot load fails here.
-    this.#instance('classify');
+    // The functions instance is made now, so that a component that cannot load fails here.
+    this.#instance('functions');
   }
 
   #instance(slot) {
@@ -328,7 +330,7 @@ export class Plugin {
   }
 
   #call(name, arg) {
-    return this[INVOKE](null, 'classify', name, (iface) => iface[name](arg)).value;
+    return this[INVOKE](null, 'classify', name, (iface) => iface[name](arg), 'functions').value;
   }
 
   /**
@@ -1199,7 +1201,7 @@ export class CreditsError extends RangeError {
 
 /** Calls free function(s) of interface `name` in the plugin's current instance. */
 function callFree(plugin, name, what, fn) {
-  return plugin[INVOKE](null, name, what, fn);
+  return plugin[INVOKE](null, name, what, fn, 'functions');
 }
 
 function toText(what, value) {

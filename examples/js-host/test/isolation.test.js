@@ -26,7 +26,6 @@ function withState() {
   const ratio = calibration.ratio('openai/gpt-4o');
   const counter = llmr.TokenCounter.upperBound({ plugin: p });
   const policy = new llmr.RetryPolicy({}, { plugin: p });
-  llmr.defaultBudget({ plugin: p }); // the context instance (free functions) exists too
   /** Asserts every piece of state is still there. */
   const intact = () => {
     assert.deepEqual(breaker.acquire(1), { admitted: false, state: 'open', retryInMs: 59_999 });

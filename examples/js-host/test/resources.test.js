@@ -323,13 +323,13 @@ test('a trap loses only the handles of its instance, and a snapshot brings them 
   assert.equal(p.liveResources, 3);
   const before = watch.instances; // classify, breaker, ratelimit
   assert.equal(before, 3);
-  // A classify trap costs nothing but the classify instance.
+  // A classify trap costs nothing but the functions instance (it holds no handle).
   watch.armed = true;
-  assert.throws(() => p.classify({ status: 500 }), (err) => err instanceof llmr.PluginTrap && /classify instance was replaced/.test(err.message));
+  assert.throws(() => p.classify({ status: 500 }), (err) => err instanceof llmr.PluginTrap && /functions instance was replaced/.test(err.message));
   assert.deepEqual(b.acquire(1), { admitted: false, state: 'open', retryInMs: 59_999 });
   assert.equal(l.remaining('s', 0), 7);
   assert.equal(p.classify({ status: 500 }).kind, 'server-error');
-  assert.equal(watch.instances, before + 1, 'the classify instance was rebuilt');
+  assert.equal(watch.instances, before + 1, 'the functions instance was rebuilt');
   // A trap in the breaker instance loses the breakers, not the limiter.
   watch.armed = '#[method]breaker.acquire';
   assert.throws(() => b.acquire(2), llmr.PluginTrap);

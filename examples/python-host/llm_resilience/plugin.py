@@ -94,11 +94,13 @@ def default_component_path() -> Path:
     )
 
 
-#: The capabilities that each get their own component instance (and store) in a
-#: :class:`Plugin`, so that a trap in one costs only that capability's handles.
-#: Cross-capability calls run where their handle lives: ``trim`` in its counter's instance
-#: (``tokens``), ``next_budget`` in its policy's (``retry``).
-CAPABILITIES = ("classify", "breaker", "ratelimit", "retry", "tokens", "calibration", "context", "credits")
+#: The component instances of a :class:`Plugin`, each in its own store: one per kind of handle,
+#: so that a trap in one costs only the handles living there. ``functions`` runs the calls that
+#: hold no handle (classify, version, encoding-for-model, default-budget, limit-tokens,
+#: parse-key, parse-credits, suggest-max-tokens): a trap there costs nothing but the call.
+#: Calls that take a handle run where it lives: ``trim`` in its counter's instance
+#: (``tokens``), ``next_budget`` in its policy's (``retry``). Each is made on first use.
+CAPABILITIES = ("functions", "breaker", "ratelimit", "retry", "tokens", "calibration", "credits")
 
 
 def slot_of(interface: str) -> str:
@@ -174,9 +176,9 @@ class Plugin:
         # Handles whose Python wrappers were garbage-collected, dropped at the next call (a
         # finalizer must not take the lock: it may run inside a call on the same thread).
         self._pending_drops: collections.deque[tuple[Any, _Instance]] = collections.deque()
-        # The classify instance is made now, so that a component that cannot load fails here.
+        # The functions instance is made now, so that a component that cannot load fails here.
         with self._lock:
-            self._instance_of("classify")
+            self._instance_of("functions")
 
     def __repr__(self) -> str:
         return (
@@ -279,11 +281,11 @@ class Plugin:
 
     def _call(self, name: str, *args: Any) -> Any:
         """Calls a function of ``interface classify``."""
-        return self._invoke(None, CLASSIFY_INTERFACE, name, args)[0]
+        return self._invoke(None, CLASSIFY_INTERFACE, name, args, slot="functions")[0]
 
     def _call_fn(self, interface: str, name: str, *args: Any) -> Any:
         """Calls a free function of ``interface`` (tokens, context, credits)."""
-        return self._invoke(None, interface, name, args)[0]
+        return self._invoke(None, interface, name, args, slot="functions")[0]
 
     def _create(
         self, interface: str, name: str, *args: Any, min_fuel: int = 0, slot: Optional[str] = None

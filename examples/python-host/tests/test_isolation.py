@@ -50,7 +50,6 @@ def with_state(plugin: llmr.Plugin) -> State:
     calibration.observe(MODEL, 1000, 1100)
     state = State(plugin, breaker, limiter, calibration, llmr.RetryPolicy(plugin=plugin),
                   llmr.TokenCounter.upper_bound(plugin=plugin), calibration.ratio(MODEL))
-    llmr.ContextBudget.default(plugin=plugin)  # the context instance exists too
     state.intact()
     return state
 
@@ -263,10 +262,13 @@ def test_a_trap_that_is_not_fuel_or_memory_stays_a_plain_trap() -> None:
     assert not isinstance(e.value, llmr.MemoryLimitError)
 
 
-def test_each_capability_has_its_own_instance() -> None:
+def test_each_kind_of_handle_has_its_own_instance() -> None:
     p = llmr.Plugin()
-    assert p.instances_created == 1  # classify
+    assert p.instances_created == 1  # functions
     s = with_state(p)
-    assert set(llmr.CAPABILITIES) >= {"breaker", "ratelimit", "calibration", "retry", "tokens", "context"}
-    assert p.instances_created == 7  # classify, breaker, ratelimit, calibration, retry, tokens, context
+    assert llmr.ContextBudget.default(plugin=p).context_window > 0  # in the functions instance
+    assert set(llmr.CAPABILITIES) >= {"functions", "breaker", "ratelimit", "calibration", "retry", "tokens"}
+    assert p.instances_created == 6  # functions, breaker, ratelimit, calibration, retry, tokens
+    with llmr.CreditMonitor(plugin=p):
+        assert p.instances_created == 7
     s.intact()

@@ -373,9 +373,9 @@ def test_a_trap_loses_only_its_instances_handles_and_a_snapshot_brings_them_back
     limiter = llmr.RateLimiter(plugin=p)
     assert limiter.check("s", 3, 0) == llmr.Allowed(7)
     assert p.live_resources == 2
-    with pytest.raises(llmr.FuelExhaustedError, match="classify instance was replaced"):
+    with pytest.raises(llmr.FuelExhaustedError, match="functions instance was replaced"):
         p.classify(status=500, body=b'{"error":{"message":"' + b"x" * llmr.MAX_BODY_BYTES)
-    # A classify trap costs no handle: they live in the breaker and limiter instances.
+    # A classify trap costs no handle: classify runs in the functions instance, which holds none.
     assert b.acquire(1) == llmr.Rejected(llmr.State.OPEN, 59_999)
     assert limiter.remaining("s", 0) == 7
     # A trap in the breaker instance loses the breakers, and only them.
