@@ -98,16 +98,22 @@ export function isWellFormed(s) {
  */
 export function toInteger(argument, type, value) {
   const [min, max] = RANGES[type];
-  const limit = `${min}..${max}`;
   const wide = type === 'u64' || type === 's64';
+  if (typeof value === 'number' && Number.isSafeInteger(value)) {
+    // The hot path: no bigint unless the type wants one.
+    if (wide) {
+      if (value >= Number(min)) return BigInt(value);
+    } else if (value >= Number(min) && value <= Number(max)) return value;
+  } else if (typeof value === 'bigint') {
+    if (value >= min && value <= max) return wide ? value : Number(value);
+  }
+  const limit = `${min}..${max}`;
   const expected = wide ? `a ${type} (a safe integer or a bigint)` : `a ${type} (an integer)`;
-  let big;
-  if (typeof value === 'bigint') big = value;
-  else if (typeof value === 'number' && Number.isSafeInteger(value)) big = BigInt(value);
   // 1.5, NaN, ±Infinity, 2**60 (beyond 2**53 a number is not exact), '8000': not an integer.
-  else throw new ArgumentTypeError({ argument, expected, limit, value });
-  if (big < min || big > max) throw new ArgumentRangeError({ argument, expected, limit, value });
-  return wide ? big : Number(big);
+  if (typeof value !== 'bigint' && !(typeof value === 'number' && Number.isSafeInteger(value))) {
+    throw new ArgumentTypeError({ argument, expected, limit, value });
+  }
+  throw new ArgumentRangeError({ argument, expected, limit, value });
 }
 
 /** `value` as a WIT string: a JS string without lone surrogates. */
@@ -399,15 +405,127 @@ export function checkers(interfaces) {
         throw new SyntaxError(`WIT: unknown type ${ty.kind}`);
     }
   };
-  const fn = (ifaceName, ps, label) => (args, isResource) => {
-    try {
-      ps.forEach((p, k) => check(ifaceName, p.type, args[k], lowerCamel(p.name), isResource));
-    } catch (err) {
-      if (err instanceof ArgumentError) {
-        err.function = label;
-        err.message = `${label}: ${err.message}`;
+  // The fast path: one compiled predicate `(value, isResource) => boolean` per type, no strings
+  // built, types resolved once. Only when it says no does the slow `check` run again, to name
+  // the argument.
+  const compiled = new Map();
+  const fast = (ifaceName, t) => {
+    const [where, ty] = resolve(ifaceName, t);
+    if (compiled.has(ty)) return compiled.get(ty);
+    let f;
+    const range = RANGES[ty.kind];
+    const later = (type) => {
+      let g;
+      return (v, r) => (g ??= fast(where, type))(v, r);
+    };
+    switch (ty.kind) {
+      case 'bool':
+        f = (v) => typeof v === 'boolean';
+        break;
+      case 'f32':
+      case 'f64':
+        f = (v) => typeof v === 'number';
+        break;
+      case 'string':
+        f = (v) => typeof v === 'string' && isWellFormed(v);
+        break;
+      case 'char':
+        f = (v) => typeof v === 'string' && isWellFormed(v) && [...v].length === 1;
+        break;
+      case 'u8':
+      case 'u16':
+      case 'u32':
+      case 's8':
+      case 's16':
+      case 's32': {
+        const [min, max] = [Number(range[0]), Number(range[1])];
+        f = (v) => typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+        break;
       }
-      throw err;
+      case 'u64':
+      case 's64':
+        f = (v) => (typeof v === 'bigint' ? v >= range[0] && v <= range[1] : Number.isSafeInteger(v) && v >= Number(range[0]));
+        break;
+      case 'list': {
+        if (ty.of?.kind === 'u8') {
+          f = (v) => ArrayBuffer.isView(v) || v instanceof ArrayBuffer || (Array.isArray(v) && v.every((x) => Number.isInteger(x) && x >= 0 && x <= 255));
+          break;
+        }
+        const item = later(ty.of);
+        f = (v, r) => {
+          if (!Array.isArray(v)) return false;
+          for (let k = 0; k < v.length; k += 1) if (!item(v[k], r)) return false;
+          return true;
+        };
+        break;
+      }
+      case 'option': {
+        const inner = later(ty.of);
+        f = (v, r) => v === null || v === undefined || inner(v, r);
+        break;
+      }
+      case 'tuple': {
+        const items = ty.of.map(later);
+        f = (v, r) => Array.isArray(v) && v.length === items.length && items.every((g, k) => g(v[k], r));
+        break;
+      }
+      case 'record': {
+        const names = ty.items.map((x) => lowerCamel(x.name));
+        const fields = ty.items.map((x) => later(x.type));
+        f = (v, r) => {
+          if (v === null || typeof v !== 'object') return false;
+          for (let k = 0; k < names.length; k += 1) if (!fields[k](v[names[k]], r)) return false;
+          return true;
+        };
+        break;
+      }
+      case 'enum': {
+        const cases = new Set(ty.items.map((c) => c.name));
+        f = (v) => cases.has(v);
+        break;
+      }
+      case 'variant': {
+        const cases = new Map(ty.items.map((c) => [c.name, c.type ? later(c.type) : null]));
+        f = (v, r) => {
+          if (v === null || typeof v !== 'object' || !cases.has(v.tag)) return false;
+          const payload = cases.get(v.tag);
+          return payload === null || payload(v.val, r);
+        };
+        break;
+      }
+      case 'handle':
+      case 'resource': {
+        const resName = ty.kind === 'handle' ? ty.resource : ty.name;
+        const [owner] = resolve(where, { kind: 'named', name: resName });
+        f = (v, r) => r(v, owner, resName);
+        break;
+      }
+      default:
+        // Flags (and anything new): the slow path every time.
+        f = () => false;
+    }
+    compiled.set(ty, f);
+    return f;
+  };
+  const fn = (ifaceName, ps, label) => {
+    let preds = null;
+    return (args, isResource) => {
+      preds ??= ps.map((p) => fast(ifaceName, p.type));
+      let ok = true;
+      for (let k = 0; k < preds.length && ok; k += 1) ok = preds[k](args[k], isResource);
+      if (ok) return;
+      slow(args, isResource);
+    };
+    function slow(args, isResource) {
+      try {
+        ps.forEach((p, k) => check(ifaceName, p.type, args[k], lowerCamel(p.name), isResource));
+      } catch (err) {
+        if (err instanceof ArgumentError) {
+          err.function = label;
+          err.message = `${label}: ${err.message}`;
+        }
+        throw err;
+      }
     }
   };
   const out = {};

@@ -10,6 +10,7 @@ late.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .errors import ArgumentTypeError, ArgumentValueError
@@ -57,12 +58,14 @@ def text(what: str, value: Any) -> str:
     return value
 
 
+#: Any surrogate code point: in a Python ``str`` each one is lone (a pair of them is two code
+#: points, not one character), and none has a UTF-8 encoding.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _well_formed(s: str) -> bool:
-    try:
-        s.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    # ASCII is known in O(1); otherwise one scan, without encoding a copy.
+    return s.isascii() or _SURROGATE.search(s) is None
 
 
 def _lone_surrogate(what: str) -> ArgumentValueError:
