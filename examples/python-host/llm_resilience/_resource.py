@@ -21,7 +21,7 @@ from .errors import (
     ResourceClosedError,
     ResourceLostError,
 )
-from ._args import U32_MAX, U64_MAX, integer, is_int, text
+from ._args import integer, text  # text: re-exported to the capability modules
 from .plugin import Plugin
 
 __all__ = ["Resource", "ConfigLike", "SnapshotLike"]
