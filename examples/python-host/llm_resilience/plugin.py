@@ -227,8 +227,8 @@ class Plugin:
 
     @property
     def live_resources(self) -> int:
-        """Resource handles (breakers, limiters, …) created in the current instance and not yet
-        released. A handle is released by ``close()``, by the end of its ``with`` block, or, once
+        """Resource handles (breakers, limiters, …) created in the live instances and not yet
+        released (handles lost in a trap are not counted). A handle is released by ``close()``, by the end of its ``with`` block, or, once
         its wrapper is garbage-collected, at the plugin's next call."""
         with self._lock:
             self._drain_drops()
