@@ -85,10 +85,43 @@ export interface PluginOptions {
 export declare class PluginError extends Error {}
 /** The transpiled component (gen/) is missing or cannot be instantiated. */
 export declare class PluginLoadError extends PluginError {}
-/** The component trapped; the next call runs in a fresh instance. */
+/** The component trapped; only that call's instance is replaced, the next call runs in a fresh one. */
 export declare class PluginTrap extends PluginError {}
-/** A handle belonged to an instance that trapped: it is gone; restore from a snapshot. */
+/** A handle belonged to an instance that trapped: it is gone (handles of other instances are not); restore from a snapshot. */
 export declare class ResourceLostError extends PluginError {}
+/**
+ * An argument that cannot be passed to the component, found before it was entered (the
+ * instance and its handles are untouched): `ArgumentTypeError` (a TypeError) or
+ * `ArgumentRangeError` (a RangeError); `instanceof ArgumentError` is true for both.
+ */
+export declare abstract class ArgumentError extends Error {
+  /** `invalid-argument`, or `invalid-utf8` for a string with a lone surrogate. */
+  readonly code: 'invalid-argument' | 'invalid-utf8';
+  /** The argument, a dotted path into records and lists (`nowMs`, `budget.contextWindow`, `messages[0].content`). */
+  readonly argument: string;
+  /** What it must be (`a u64 (a safe integer or a bigint)`). */
+  readonly expected: string;
+  /** The range of an integer type (`0..18446744073709551615`), else null. */
+  readonly limit: string | null;
+  /** The exported function, when the WIT checks found it (`Limiter.check`). */
+  readonly function?: string;
+}
+/** The wrong type for an argument (also a number that is not a safe integer). */
+export declare class ArgumentTypeError extends TypeError {
+  readonly code: 'invalid-argument';
+  readonly argument: string;
+  readonly expected: string;
+  readonly limit: string | null;
+}
+/** A value out of its type's range, or a string with a lone surrogate (`code: 'invalid-utf8'`). */
+export declare class ArgumentRangeError extends RangeError {
+  readonly code: 'invalid-argument' | 'invalid-utf8';
+  readonly argument: string;
+  readonly expected: string;
+  readonly limit: string | null;
+}
+/** The component instances of a plugin, one per kind of handle, plus `functions` for calls without one. */
+export declare const CAPABILITIES: readonly ['functions', 'breaker', 'ratelimit', 'retry', 'tokens', 'calibration', 'credits'];
 /** The handle was closed and cannot be used. */
 export declare class ResourceClosedError extends Error {}
 /** The component refused a config or a snapshot. */
@@ -110,15 +143,18 @@ export declare class LimiterKeyError extends InvalidKeyError {}
 /** Why a limiter check cannot be answered. */
 export type LimitErrorCode = 'empty-key' | 'key-too-long' | 'zero-units' | 'exceeds-burst';
 
-/** One instance of the component; a trap makes the next call start from a fresh instance. */
+/**
+ * The component, one instance per capability (`CAPABILITIES`); a trap replaces only the
+ * instance it happened in.
+ */
 export declare class Plugin {
   /** @throws PluginLoadError when gen/ is missing (run `npm run build`) or instantiation fails. */
   constructor(options?: PluginOptions);
-  /** Resource handles created in the current instance and not yet closed or collected. */
+  /** Resource handles created in the live instances and not yet closed or collected. */
   readonly liveResources: number;
   /**
    * Classifies one failed call.
-   * @throws TypeError / RangeError for bad input, PluginTrap when the component traps.
+   * @throws ArgumentError (a TypeError / RangeError) for bad input, PluginTrap when the component traps.
    */
   classify(input?: ClassifyInput): Classification;
   /** Like `classify`, with the u64 fields as exact bigints. */

@@ -4,6 +4,9 @@
 // made in the component.
 
 import { readFileSync } from 'node:fs';
+import { ArgumentError, ArgumentRangeError, ArgumentTypeError, checkers, parseWit, toInteger, toString, upperCamel } from './wit.js';
+
+export { ArgumentError, ArgumentRangeError, ArgumentTypeError };
 
 /** The error kinds, in the WIT's order: a closed set with one catch-all (`unknown`). */
 export const ErrorKind = Object.freeze([
@@ -28,8 +31,6 @@ export const ErrorKind = Object.freeze([
  */
 export const MAX_BODY_BYTES = 256 * 1024;
 
-const U16_MAX = 0xffff;
-const U64_MAX = (1n << 64n) - 1n;
 const KINDS = new Set(ErrorKind);
 const encoder = new TextEncoder();
 
@@ -109,9 +110,14 @@ export class LimiterKeyError extends InvalidKeyError {}
 
 let generated;
 let generatedError;
+let witChecks;
 try {
   generated = await import('./gen/llm-resilience.js');
+  // The WIT that `npm run build` extracted from the component (`jco wit`): the parameter types
+  // every argument is checked against before the component is entered.
+  witChecks = checkers(parseWit(readFileSync(new URL('./gen/llm-resilience.wit', import.meta.url), 'utf8')));
 } catch (err) {
+  generated = undefined;
   generatedError = err;
 }
 
@@ -138,44 +144,98 @@ function isResultError(err) {
   return err instanceof Error && err.constructor?.name === 'ComponentError' && 'payload' in err;
 }
 
+/** The JS object of WIT interface `name` in a jco root. */
+function ifaceOf(root, name) {
+  return root[`llm:resilience/${name}@0.1.0`] ?? root[name];
+}
+
 /**
- * One instance of the component. Calls are synchronous; a trap makes the next call start from a
- * fresh instance. Breakers, limiters and retry objects created with `{ plugin }` live in this
- * instance: a trap loses them (using one then throws `ResourceLostError`).
+ * Puts the WIT argument checks in front of every export of a fresh jco root: free functions,
+ * static functions and methods of every resource class. The classes are this instance's own
+ * (jco defines them inside `instantiate`), so patching them touches no other instance.
+ */
+function guard(root) {
+  const isResource = (value, owner, resource) => {
+    const cls = ifaceOf(root, owner)?.[upperCamel(resource)];
+    return typeof cls === 'function' && value instanceof cls;
+  };
+  const wrap = (fn, check) => function checked(...args) {
+    check(args, isResource);
+    return fn.apply(this, args);
+  };
+  const out = {};
+  for (const [name, checks] of Object.entries(witChecks)) {
+    const iface = ifaceOf(root, name);
+    if (!iface) continue;
+    const guarded = { ...iface };
+    for (const [f, check] of Object.entries(checks.free)) {
+      if (typeof iface[f] === 'function') guarded[f] = wrap(iface[f], check);
+    }
+    for (const [cls, statics] of Object.entries(checks.statics)) {
+      const C = iface[cls];
+      if (typeof C !== 'function') continue;
+      for (const [f, check] of Object.entries(statics)) if (typeof C[f] === 'function') C[f] = wrap(C[f], check);
+      for (const [f, check] of Object.entries(checks.methods[cls])) {
+        if (typeof C.prototype[f] === 'function') C.prototype[f] = wrap(C.prototype[f], check);
+      }
+    }
+    out[name] = guarded;
+  }
+  return out;
+}
+
+/**
+ * The component instances of a plugin: one per kind of handle, so that a trap in one (a runaway
+ * tokenization, a bug) costs only the handles living there; the breakers, limiters, retry
+ * objects, calibrations and credit monitors in the others keep their state. `functions` runs
+ * the calls that hold no handle (classify, version, encodingForModel, defaultBudget,
+ * limitTokens, parseKey, parseCredits, suggestMaxTokens): a trap there costs nothing but the
+ * call. Calls that take a handle run where it lives: `trim` in its counter's instance
+ * (`tokens`), `nextBudget` in its policy's (`retry`). Each instance is made on first use.
+ */
+export const CAPABILITIES = Object.freeze(['functions', 'breaker', 'ratelimit', 'retry', 'tokens', 'calibration', 'credits']);
+
+/**
+ * One llm-resilience plugin: one component instance per capability (see `CAPABILITIES`), each
+ * made on first use. Calls are synchronous; a trap replaces only the instance it happened in,
+ * and makes the next call of that capability start from a fresh one. Handles created with
+ * `{ plugin }` live in their capability's instance: a trap there loses them (using one then
+ * throws `ResourceLostError`), and nothing else.
  */
 export class Plugin {
   #instantiateCore;
-  #root = null;
-  #epoch = 0;
-  #live = 0;
-  /** WeakRefs to the raw resources of the current instance. */
-  #tracked = new Set();
+  /** The live instance of each capability: `{ slot, root, ifaces, alive, live, tracked }`. */
+  #instances = new Map();
+  #created = 0;
   /** Raw resources of instances that trapped: kept so that they are never finalized into them. */
   #graveyard = [];
-  #registry = new FinalizationRegistry(({ epoch, ref }) => {
-    if (epoch === this.#epoch && this.#root) {
-      this.#live -= 1;
-      this.#tracked.delete(ref);
+  #registry = new FinalizationRegistry(({ instance, ref }) => {
+    if (instance.alive) {
+      instance.live -= 1;
+      instance.tracked.delete(ref);
     }
   });
 
   /**
    * @param {object} [options]
    * @param {Function} [options.instantiateCore] jco's hook `(module, imports) => instance`, for
-   *   embedders that compile or wrap the core module themselves.
+   *   embedders that compile or wrap the core module themselves (called once per instance).
    */
   constructor(options = {}) {
     if (!generated) {
       throw new PluginLoadError(
-        'the transpiled component is missing: run `npm run build` (after `cargo run -p xtask -- component`)',
+        'the transpiled component is missing or incomplete: run `npm run build` (after `cargo run -p xtask -- component`)',
         { cause: generatedError },
       );
     }
     this.#instantiateCore = options.instantiateCore;
-    this.#instantiate();
+    // The functions instance is made now, so that a component that cannot load fails here.
+    this.#instance('functions');
   }
 
-  #instantiate() {
+  #instance(slot) {
+    const current = this.#instances.get(slot);
+    if (current) return current;
     let root;
     try {
       root = this.#instantiateCore
@@ -184,54 +244,61 @@ export class Plugin {
     } catch (err) {
       throw new PluginLoadError(`cannot instantiate the component: ${err.message}`, { cause: err });
     }
-    const iface = root['llm:resilience/classify@0.1.0'] ?? root.classify;
+    const iface = ifaceOf(root, 'classify');
     if (!iface || typeof iface.classify !== 'function' || typeof iface.version !== 'function') {
       throw new PluginLoadError('the component does not export llm:resilience/classify@0.1.0');
     }
-    this.#root = root;
-    this.#epoch += 1;
-    this.#live = 0;
-    this.#tracked = new Set();
+    this.#created += 1;
+    const instance = { slot, id: this.#created, ifaces: guard(root), alive: true, live: 0, tracked: new Set() };
+    this.#instances.set(slot, instance);
+    return instance;
   }
 
-  #poison() {
+  #poison(instance) {
     // Keep the trapped instance's live resources reachable: were they collected, jco would run
     // their destructors inside the broken instance (from a finalizer, where a throw is fatal).
-    for (const ref of this.#tracked) {
+    for (const ref of instance.tracked) {
       const raw = ref.deref();
       if (raw) this.#graveyard.push(raw);
     }
-    this.#tracked = new Set();
-    this.#root = null;
-    this.#live = 0;
+    instance.tracked = new Set();
+    instance.alive = false;
+    instance.live = 0;
+    if (this.#instances.get(instance.slot) === instance) this.#instances.delete(instance.slot);
   }
 
-  /** Resource handles created in the current instance and not yet released (closed or collected). */
+  /** Resource handles created in the live instances and not yet released (closed or collected). */
   get liveResources() {
-    return this.#live;
+    let n = 0;
+    for (const instance of this.#instances.values()) n += instance.live;
+    return n;
   }
 
   /**
-   * Calls `fn(iface)` on interface `name` of the instance `epoch` (null: the current one, made
-   * if needed). Returns `{ value, epoch }`, or `{ error }` with a `result`'s err payload.
+   * Calls `fn(iface)` on interface `name` of `epoch` (a handle's instance), or with `epoch`
+   * null of the current instance of capability `slot` (default `name`; made if needed).
+   * Returns `{ value, epoch }`, or `{ error, epoch }` with a `result`'s err payload. An
+   * `ArgumentError` (from the WIT checks, before the component is entered) leaves the instance
+   * as it was; anything else thrown from inside ends it.
    */
-  [INVOKE](epoch, name, what, fn) {
-    if (epoch !== null && (epoch !== this.#epoch || !this.#root)) {
+  [INVOKE](epoch, name, what, fn, slot = name) {
+    if (epoch !== null && !epoch.alive) {
       throw new ResourceLostError(
-        `${what}: the handle was lost when the component trapped (its instance was replaced); restore it from a snapshot`,
+        `${what}: the handle was lost when its component instance trapped (the ${epoch.slot} instance was replaced); restore it from a snapshot`,
       );
     }
-    if (!this.#root) this.#instantiate();
-    const iface = this.#root[`llm:resilience/${name}@0.1.0`] ?? this.#root[name];
+    const instance = epoch ?? this.#instance(slot);
+    const iface = instance.ifaces[name];
     if (!iface) throw new PluginLoadError(`the component does not export llm:resilience/${name}@0.1.0`);
     try {
-      return { value: fn(iface), epoch: this.#epoch };
+      return { value: fn(iface), epoch: instance };
     } catch (err) {
-      if (isResultError(err)) return { error: err.payload, epoch: this.#epoch };
+      if (isResultError(err)) return { error: err.payload, epoch: instance };
+      if (err instanceof ArgumentError) throw err;
       // A trap leaves the instance unusable; drop it so the next call gets a fresh one.
-      this.#poison();
+      this.#poison(instance);
       if (err instanceof WebAssembly.RuntimeError || err instanceof RangeError) {
-        throw new PluginTrap(`${what}: the component trapped (${err.message})`, { cause: err });
+        throw new PluginTrap(`${what}: the component trapped (${err.message}); the ${instance.slot} instance was replaced`, { cause: err });
       }
       throw new PluginError(`${what}: the component call failed (${err.message})`, { cause: err });
     }
@@ -240,10 +307,10 @@ export class Plugin {
   /** Counts a new raw resource of instance `epoch`; returns its tracking token. */
   [ADOPT](wrapper, raw, epoch) {
     const ref = new WeakRef(raw);
-    if (epoch === this.#epoch && this.#root) {
-      this.#live += 1;
-      this.#tracked.add(ref);
-      this.#registry.register(wrapper, { epoch, ref }, wrapper);
+    if (epoch.alive) {
+      epoch.live += 1;
+      epoch.tracked.add(ref);
+      this.#registry.register(wrapper, { instance: epoch, ref }, wrapper);
     }
     return ref;
   }
@@ -251,19 +318,19 @@ export class Plugin {
   /** Drops a raw resource now (close); nothing to do if its instance trapped. */
   [RELEASE](wrapper, raw, epoch, ref) {
     this.#registry.unregister(wrapper);
-    if (epoch !== this.#epoch || !this.#root) return;
-    this.#tracked.delete(ref);
-    this.#live -= 1;
+    if (!epoch.alive) return;
+    epoch.tracked.delete(ref);
+    epoch.live -= 1;
     try {
       raw[disposeSymbol]();
     } catch (err) {
-      this.#poison();
+      this.#poison(epoch);
       throw new PluginTrap(`close: the component trapped (${err.message})`, { cause: err });
     }
   }
 
   #call(name, arg) {
-    return this[INVOKE](null, 'classify', name, (iface) => iface[name](arg)).value;
+    return this[INVOKE](null, 'classify', name, (iface) => iface[name](arg), 'functions').value;
   }
 
   /**
@@ -331,7 +398,7 @@ function toNumber(value) {
 
 function toWitInput(input) {
   if (input === null || typeof input !== 'object') {
-    throw new TypeError('classify expects an object { status, headers, body, transport, wallClockMs }');
+    throw argumentError('input', 'classify expects an object { status, headers, body, transport, wallClockMs }');
   }
   const { status, headers, body, transport, wallClockMs } = input;
   return {
@@ -343,37 +410,33 @@ function toWitInput(input) {
   };
 }
 
+/** An ArgumentError (a TypeError, or with `Kind` a RangeError) with a message of its own. */
+function argumentError(argument, message, Kind = ArgumentTypeError) {
+  return new Kind({ argument, expected: message, message });
+}
+
 function toStatus(status) {
   if (status === null || status === undefined) return undefined;
-  if (typeof status !== 'number' || !Number.isInteger(status)) {
-    throw new TypeError(`status must be an integer, not ${typeof status}`);
-  }
-  if (status < 0 || status > U16_MAX) throw new RangeError(`status must be in 0..65535, not ${status}`);
-  return status;
+  return toInteger('status', 'u16', status);
 }
 
 function toWallClock(ms) {
   if (ms === null || ms === undefined) return undefined;
-  let big;
-  if (typeof ms === 'bigint') big = ms;
-  else if (typeof ms === 'number' && Number.isSafeInteger(ms)) big = BigInt(ms);
-  else throw new TypeError('wallClockMs must be a safe integer or a bigint');
-  if (big < 0n || big > U64_MAX) throw new RangeError(`wallClockMs must be in 0..2**64-1, not ${big}`);
-  return big;
+  return toInteger('wallClockMs', 'u64', ms);
 }
 
 function toOptionalString(what, value) {
   if (value === null || value === undefined) return undefined;
-  if (typeof value !== 'string') throw new TypeError(`${what} must be a string, not ${typeof value}`);
-  return value;
+  return toString(what, value);
 }
 
 function header(name, value) {
-  if (typeof name !== 'string') throw new TypeError(`a header name must be a string, not ${typeof name}`);
-  if (typeof value !== 'string') {
-    throw new TypeError(`the value of header ${name} must be a string, not ${typeof value}`);
-  }
-  return { name, value };
+  toString('header name', name);
+  return { name, value: toString(`the value of header ${isWellFormedName(name)}`, value) };
+}
+
+function isWellFormedName(name) {
+  return name.length <= 64 ? name : `${name.slice(0, 64)}…`;
 }
 
 function pushHeader(out, name, value) {
@@ -384,14 +447,14 @@ function pushHeader(out, name, value) {
 
 function toHeaders(headers) {
   if (headers === null || headers === undefined) return [];
-  if (typeof headers !== 'object') throw new TypeError('headers must be an object, a Map, a Headers or pairs');
+  if (typeof headers !== 'object') throw argumentError('headers', 'headers must be an object, a Map, a Headers or pairs');
   const out = [];
   if (typeof headers[Symbol.iterator] === 'function') {
     // Arrays of [name, value] or {name, value}, Map, fetch's Headers.
     for (const entry of headers) {
       if (Array.isArray(entry) && entry.length === 2) pushHeader(out, entry[0], entry[1]);
       else if (entry && typeof entry === 'object' && 'name' in entry) pushHeader(out, entry.name, entry.value);
-      else throw new TypeError('each header must be a [name, value] pair or a { name, value } object');
+      else throw argumentError('headers', 'each header must be a [name, value] pair or a { name, value } object');
     }
   } else {
     for (const [name, value] of Object.entries(headers)) {
@@ -418,7 +481,7 @@ function toBody(body) {
   if (body instanceof ArrayBuffer || (typeof SharedArrayBuffer !== 'undefined' && body instanceof SharedArrayBuffer)) {
     return new Uint8Array(body, 0, Math.min(body.byteLength, MAX_BODY_BYTES));
   }
-  throw new TypeError('body must be a string, a Uint8Array (or other ArrayBuffer view) or an ArrayBuffer');
+  throw argumentError('body', 'body must be a string, a Uint8Array (or other ArrayBuffer view) or an ArrayBuffer');
 }
 
 function isHighSurrogate(code) {
@@ -535,7 +598,7 @@ class Resource {
 
   /** Another resource's raw handle, checked to live in the same instance. */
   _peer(other, what) {
-    if (other.plugin !== this.#plugin) throw new TypeError(`${what} belongs to another Plugin`);
+    if (other.plugin !== this.#plugin) throw argumentError(`${what}`, `${what} belongs to another Plugin`);
     const raw = other._raw();
     if (other._epoch() !== this.#epoch) {
       throw new ResourceLostError(`${what} and this ${this.constructor.name} come from different component instances (one was lost in a trap)`);
@@ -545,16 +608,16 @@ class Resource {
 }
 
 function pluginOf(options) {
-  if (options === null || typeof options !== 'object') throw new TypeError('options must be an object { plugin }');
+  if (options === null || typeof options !== 'object') throw argumentError('options', 'options must be an object { plugin }');
   const { plugin } = options;
   if (plugin === undefined || plugin === null) return getDefaultPlugin();
-  if (!(plugin instanceof Plugin)) throw new TypeError('options.plugin must be a Plugin');
+  if (!(plugin instanceof Plugin)) throw argumentError('options.plugin', 'options.plugin must be a Plugin');
   return plugin;
 }
 
 /** Creates a raw resource: `fn(iface)` may throw a `result` err (the problems). */
-function create(plugin, name, what, fn) {
-  const { value, error, epoch } = plugin[INVOKE](null, name, what, fn);
+function create(plugin, name, what, fn, slot = name) {
+  const { value, error, epoch } = plugin[INVOKE](null, name, what, fn, slot);
   if (error !== undefined) {
     if (Array.isArray(error)) throw new ConfigError(what, error.map(String));
     throw new PluginError(`${what}: unexpected error ${String(error)}`);
@@ -565,16 +628,16 @@ function create(plugin, name, what, fn) {
 function configJson(what, config) {
   if (config === undefined || config === null) return '{}';
   if (typeof config !== 'object' || Array.isArray(config) || config instanceof Map) {
-    throw new TypeError(`${what} must be a plain object (or undefined), not ${Array.isArray(config) ? 'an array' : typeof config}`);
+    throw argumentError(`${what}`, `${what} must be a plain object (or undefined), not ${Array.isArray(config) ? 'an array' : typeof config}`);
   }
   let json;
   try {
     json = JSON.stringify(config, (_, v) => {
-      if (typeof v === 'number' && !Number.isFinite(v)) throw new TypeError(`${v} is not a JSON number`);
+      if (typeof v === 'number' && !Number.isFinite(v)) throw argumentError('config', `${v} is not a JSON number`);
       return typeof v === 'bigint' ? JSON.rawJSON?.(v.toString()) ?? Number(v) : v;
     });
   } catch (err) {
-    throw new TypeError(`${what} is not JSON-serialisable: ${err.message}`);
+    throw argumentError(`${what}`, `${what} is not JSON-serialisable: ${err.message}`);
   }
   return json;
 }
@@ -582,37 +645,34 @@ function configJson(what, config) {
 function snapshotJson(snapshot) {
   if (typeof snapshot === 'string') return snapshot;
   if (snapshot !== null && typeof snapshot === 'object' && !Array.isArray(snapshot)) return JSON.stringify(snapshot);
-  throw new TypeError('a snapshot is the string snapshot() returned, or that string parsed');
+  throw argumentError('snapshot', 'a snapshot is the string snapshot() returned, or that string parsed');
 }
 
+/** A u64 argument as a bigint: a safe integer or a bigint in 0..2**64-1, else an ArgumentError. */
 function toU64(what, value) {
-  let big;
-  if (typeof value === 'bigint') big = value;
-  else if (typeof value === 'number' && Number.isSafeInteger(value)) big = BigInt(value);
-  else throw new TypeError(`${what} must be a safe integer or a bigint, not ${typeof value === 'number' ? value : typeof value}`);
-  if (big < 0n || big > U64_MAX) throw new RangeError(`${what} must be in 0..2**64-1, not ${big}`);
-  return big;
+  return toInteger(what, 'u64', value);
 }
 
 function toOptionalU64(what, value) {
   return value === null || value === undefined ? undefined : toU64(what, value);
 }
 
+/** A u32 argument as a number: an integer (number or bigint) in 0..2**32-1, else an ArgumentError. */
 function toU32(what, value) {
-  if (typeof value !== 'number' || !Number.isInteger(value)) {
-    throw new TypeError(`${what} must be an integer, not ${typeof value === 'number' ? value : typeof value}`);
-  }
-  if (value < 0 || value > 0xffffffff) throw new RangeError(`${what} must be in 0..2**32-1, not ${value}`);
-  return value;
+  return toInteger(what, 'u32', value);
 }
 
+/**
+ * A key as the component gets it: a string with a UTF-8 encoding. A lone surrogate has none;
+ * encoding it lossily (as U+FFFD) would make different keys share one breaker or bucket, so it
+ * is refused (`ArgumentError`, code `invalid-utf8`).
+ */
 function toKey(key) {
-  if (typeof key !== 'string') throw new TypeError(`key must be a string, not ${typeof key}`);
-  return key;
+  return toString('key', key);
 }
 
 function toKind(kind) {
-  if (!KINDS.has(kind)) throw new RangeError(`unknown error kind ${String(kind)}`);
+  if (!KINDS.has(kind)) throw argumentError('kind', `unknown error kind ${String(kind)}`, ArgumentRangeError);
   return kind;
 }
 
@@ -645,7 +705,7 @@ function recorded(raw) {
 }
 
 function toPermit(permit) {
-  if (permit === null || typeof permit !== 'object') throw new TypeError('permit must be the permit acquire() returned');
+  if (permit === null || typeof permit !== 'object') throw argumentError('permit', 'permit must be the permit acquire() returned');
   if (permit[EXACT_PERMIT]) return permit[EXACT_PERMIT];
   return {
     generation: toU64('permit.generation', permit.generation),
@@ -662,7 +722,7 @@ function toOutcome(outcome) {
   if (outcome && typeof outcome === 'object' && (outcome.outcome === 'failure' || (outcome.outcome === undefined && 'kind' in outcome))) {
     return { tag: 'failure', val: { kind: toKind(outcome.kind), retryAfterMs: toOptionalU64('retryAfterMs', outcome.retryAfterMs) } };
   }
-  throw new TypeError("outcome must be 'success', 'ignored', { outcome: 'failure', kind, retryAfterMs } or a classification");
+  throw argumentError('outcome', "outcome must be 'success', 'ignored', { outcome: 'failure', kind, retryAfterMs } or a classification");
 }
 
 function keyResult(key, result) {
@@ -901,7 +961,7 @@ export class RetryPolicy extends Resource {
 
   /** Starts a call at `nowMs`; `seed` makes its jitter reproducible; deposits into `budget`. */
   startCall(nowMs, seed, budget) {
-    if (!(budget instanceof RetryBudget)) throw new TypeError('budget must be a RetryBudget');
+    if (!(budget instanceof RetryBudget)) throw argumentError('budget', 'budget must be a RetryBudget');
     const args = [toU64('nowMs', nowMs), toU64('seed', seed), this._peer(budget, 'the budget')];
     const { value, epoch } = this._invoke('retry', 'startCall', (p) => p.startCall(...args));
     return new RetryCall(ADOPT, [this.plugin, value, epoch], this, budget);
@@ -909,9 +969,9 @@ export class RetryPolicy extends Resource {
 
   /** Decides what to do about a failed attempt of `call` (budget: the call's by default). */
   decide(call, failure, nowMs, requestTokens = null, budget = null) {
-    if (!(call instanceof RetryCall)) throw new TypeError('call must be a RetryCall');
+    if (!(call instanceof RetryCall)) throw argumentError('call', 'call must be a RetryCall');
     const b = budget ?? call.budget;
-    if (!(b instanceof RetryBudget)) throw new TypeError('budget must be a RetryBudget');
+    if (!(b instanceof RetryBudget)) throw argumentError('budget', 'budget must be a RetryBudget');
     const args = [
       this._peer(call, 'the call'),
       toWitClassification(failure),
@@ -929,7 +989,7 @@ export class RetryCall extends Resource {
   #budget;
 
   constructor(token, parts, policy, budget) {
-    if (token !== ADOPT) throw new TypeError('a RetryCall comes from RetryPolicy#startCall(nowMs, seed, budget)');
+    if (token !== ADOPT) throw argumentError('token', 'a RetryCall comes from RetryPolicy#startCall(nowMs, seed, budget)');
     super(...parts);
     this.#policy = policy;
     this.#budget = budget;
@@ -957,12 +1017,8 @@ export class RetryCall extends Resource {
 }
 
 function toWitClassification(c) {
-  if (c === null || typeof c !== 'object') throw new TypeError('failure must be a classification');
-  const optionalString = (what, v) => {
-    if (v === null || v === undefined) return undefined;
-    if (typeof v !== 'string') throw new TypeError(`${what} must be a string`);
-    return v;
-  };
+  if (c === null || typeof c !== 'object') throw argumentError('failure', 'failure must be a classification');
+  const optionalString = toOptionalString;
   return {
     kind: toKind(c.kind),
     retryable: Boolean(c.retryable),
@@ -1145,12 +1201,11 @@ export class CreditsError extends RangeError {
 
 /** Calls free function(s) of interface `name` in the plugin's current instance. */
 function callFree(plugin, name, what, fn) {
-  return plugin[INVOKE](null, name, what, fn);
+  return plugin[INVOKE](null, name, what, fn, 'functions');
 }
 
 function toText(what, value) {
-  if (typeof value !== 'string') throw new TypeError(`${what} must be a string, not ${typeof value}`);
-  return value;
+  return toString(what, value);
 }
 
 function toOptionalText(what, value) {
@@ -1159,12 +1214,12 @@ function toOptionalText(what, value) {
 
 function toRole(value) {
   // The value is not echoed: a misplaced argument can be anything, a key included.
-  if (!ROLES.has(value)) throw new RangeError('unknown role: a role is system, user, assistant or tool');
+  if (!ROLES.has(value)) throw argumentError('role', 'unknown role: a role is system, user, assistant or tool', ArgumentRangeError);
   return value;
 }
 
 function toEncoding(value) {
-  if (!ENCODINGS.has(value)) throw new RangeError('unknown encoding: o200k-base or cl100k-base');
+  if (!ENCODINGS.has(value)) throw argumentError('encoding', 'unknown encoding: o200k-base or cl100k-base', ArgumentRangeError);
   return value;
 }
 
@@ -1174,7 +1229,7 @@ function fromEncoding(raw) {
 }
 
 function toToolCall(call) {
-  if (call === null || typeof call !== 'object') throw new TypeError('a tool call must be an object { id, name, arguments }');
+  if (call === null || typeof call !== 'object') throw argumentError('toolCall', 'a tool call must be an object { id, name, arguments }');
   const src = call.function && typeof call.function === 'object' ? call.function : call;
   return {
     id: toText('tool call id', call.id),
@@ -1190,9 +1245,9 @@ function toToolCall(call) {
  */
 function toMessage(message) {
   if (typeof message === 'string') return { role: 'user', content: message, name: undefined, toolCalls: [], toolCallId: undefined };
-  if (message === null || typeof message !== 'object') throw new TypeError('a message must be an object { role, content, … }');
+  if (message === null || typeof message !== 'object') throw argumentError('message', 'a message must be an object { role, content, … }');
   const calls = message.toolCalls ?? message.tool_calls ?? [];
-  if (!Array.isArray(calls)) throw new TypeError('toolCalls must be an array');
+  if (!Array.isArray(calls)) throw argumentError('toolCalls', 'toolCalls must be an array');
   return {
     role: toRole(message.role),
     content: message.content === null || message.content === undefined ? '' : toText('content', message.content),
@@ -1203,15 +1258,15 @@ function toMessage(message) {
 }
 
 function toMessages(messages) {
-  if (!Array.isArray(messages)) throw new TypeError('messages must be an array');
+  if (!Array.isArray(messages)) throw argumentError('messages', 'messages must be an array');
   return messages.map(toMessage);
 }
 
 function toTools(tools) {
   if (tools === null || tools === undefined) return [];
-  if (!Array.isArray(tools)) throw new TypeError('tools must be an array');
+  if (!Array.isArray(tools)) throw argumentError('tools', 'tools must be an array');
   return tools.map((t) => {
-    if (t === null || typeof t !== 'object') throw new TypeError('a tool must be an object { name, description, parameters }');
+    if (t === null || typeof t !== 'object') throw argumentError('tool', 'a tool must be an object { name, description, parameters }');
     const parameters = t.parameters && typeof t.parameters === 'object' ? JSON.stringify(t.parameters) : t.parameters ?? '';
     return { name: toText('tool name', t.name), description: toText('tool description', t.description ?? ''), parameters: toText('tool parameters', parameters) };
   });
@@ -1251,7 +1306,7 @@ export function encodingForModel(model, options = {}) {
  */
 export class TokenCounter extends Resource {
   constructor(token, parts) {
-    if (token !== ADOPT) throw new TypeError('use TokenCounter.exact(encoding) or TokenCounter.upperBound()');
+    if (token !== ADOPT) throw argumentError('token', 'use TokenCounter.exact(encoding) or TokenCounter.upperBound()');
     super(...parts);
   }
 
@@ -1298,13 +1353,13 @@ export class Calibration extends Resource {
       return;
     }
     const json = configJson('config', config);
-    super(...create(pluginOf(options), 'tokens', 'calibration config', (i) => i.Calibration.create(json)));
+    super(...create(pluginOf(options), 'tokens', 'calibration config', (i) => i.Calibration.create(json), 'calibration'));
   }
 
   /** A calibration from a snapshot. */
   static restore(snapshot, options = {}) {
     const json = snapshotJson(snapshot);
-    return new Calibration(ADOPT, create(pluginOf(options), 'tokens', 'calibration snapshot', (i) => i.Calibration.restore(json)));
+    return new Calibration(ADOPT, create(pluginOf(options), 'tokens', 'calibration snapshot', (i) => i.Calibration.restore(json), 'calibration'));
   }
 
   /** The ratio used for `model` (ppm): learned, or its family's seed. */
@@ -1344,8 +1399,19 @@ export class Calibration extends Resource {
 
 const BUDGET_DEFAULTED = ['contextWindow', 'reservedOutputTokens', 'safetyMarginTokens', 'minDocumentChars'];
 const BUDGET_CAPS = ['maxHistoryMessages', 'maxDocumentChars', 'maxMessageChars'];
-const BUDGET_KEYS = new Set([...BUDGET_DEFAULTED, ...BUDGET_CAPS]);
+/** Every budget field, in the WIT record's order (problems are listed in it). */
+const BUDGET_KEYS = new Set(['contextWindow', 'reservedOutputTokens', 'safetyMarginTokens', 'maxHistoryMessages', 'maxDocumentChars', 'maxMessageChars', 'minDocumentChars']);
+const BUDGET_TYPES = {
+  contextWindow: 'u64',
+  reservedOutputTokens: 'u64',
+  safetyMarginTokens: 'u64',
+  maxHistoryMessages: 'u32',
+  maxDocumentChars: 'u32',
+  maxMessageChars: 'u32',
+  minDocumentChars: 'u32',
+};
 const camel = (k) => k.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
+const snake = (k) => k.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
 /**
  * A budget as the WIT record. Keys in camelCase or snake_case (the core's `ContextConfig`); a
@@ -1354,7 +1420,7 @@ const camel = (k) => k.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
  */
 function toBudget(budget, defaults) {
   if (budget === null || budget === undefined) budget = {};
-  if (typeof budget !== 'object' || Array.isArray(budget)) throw new TypeError('budget must be an object');
+  if (typeof budget !== 'object' || Array.isArray(budget)) throw argumentError('budget', 'budget must be an object');
   const values = {};
   let unknown = 0;
   for (const [k, v] of Object.entries(budget)) {
@@ -1364,18 +1430,31 @@ function toBudget(budget, defaults) {
   }
   // The names are not echoed: a mistaken object can hold anything, a key included.
   if (unknown) throw new ConfigError('context budget', [`${unknown} unknown field(s); known: ${[...BUDGET_KEYS].join(', ')}`]);
+  // A field of the wrong type or out of its range is refused here, as the core refuses it in
+  // the `ContextConfig` JSON the C ABI takes: a ConfigError listing every problem by its
+  // snake_case field name. Passed on, jco would wrap it (-1 becomes 2**64-1) or fail inside
+  // the call.
+  const problems = [];
+  const out = {};
   let d = null;
-  const def = (k) => (d ??= defaults())[k];
-  const u64 = (k) => (values[k] === null || values[k] === undefined ? def(k) : toU64(k, values[k]));
-  return {
-    contextWindow: u64('contextWindow'),
-    reservedOutputTokens: u64('reservedOutputTokens'),
-    safetyMarginTokens: u64('safetyMarginTokens'),
-    maxHistoryMessages: values.maxHistoryMessages == null ? undefined : toU32('maxHistoryMessages', values.maxHistoryMessages),
-    maxDocumentChars: values.maxDocumentChars == null ? undefined : toU32('maxDocumentChars', values.maxDocumentChars),
-    maxMessageChars: values.maxMessageChars == null ? undefined : toU32('maxMessageChars', values.maxMessageChars),
-    minDocumentChars: values.minDocumentChars == null ? def('minDocumentChars') : toU32('minDocumentChars', values.minDocumentChars),
-  };
+  for (const key of BUDGET_KEYS) {
+    const v = values[key];
+    if (v === null || v === undefined) {
+      if (BUDGET_DEFAULTED.includes(key)) {
+        d ??= defaults();
+        out[key] = d[key];
+      } else out[key] = undefined;
+      continue;
+    }
+    try {
+      out[key] = toInteger(snake(key), BUDGET_TYPES[key], v);
+    } catch (err) {
+      if (!(err instanceof ArgumentError)) throw err;
+      problems.push(`${snake(key)} must be an integer in ${err.limit} (got ${err.found})`);
+    }
+  }
+  if (problems.length) throw new ConfigError('context budget', problems);
+  return out;
 }
 
 function fromBudget(raw) {
@@ -1391,9 +1470,9 @@ function fromBudget(raw) {
 }
 
 function toTrimInput(input) {
-  if (input === null || typeof input !== 'object') throw new TypeError('input must be an object { system, documents, history, latest, tools }');
+  if (input === null || typeof input !== 'object') throw argumentError('input', 'input must be an object { system, documents, history, latest, tools }');
   const documents = input.documents ?? [];
-  if (!Array.isArray(documents)) throw new TypeError('documents must be an array of strings');
+  if (!Array.isArray(documents)) throw argumentError('documents', 'documents must be an array of strings');
   return {
     system: toText('system', input.system),
     documents: documents.map((d) => toText('document', d)),
@@ -1436,14 +1515,21 @@ function fate(raw) {
   }
 }
 
+/** The core's default budget as the WIT record. */
+function rawDefaultBudget(plugin) {
+  return callFree(plugin, 'context', 'defaultBudget', (i) => i.defaultBudget()).value;
+}
+
 /** The core's default budget, every field filled in. */
 export function defaultBudget(options = {}) {
-  return fromBudget(callFree(pluginOf(options), 'context', 'defaultBudget', (i) => i.defaultBudget()).value);
+  return fromBudget(rawDefaultBudget(pluginOf(options)));
 }
 
 /** Tokens the whole request may take under `budget`; throws ConfigError for an invalid budget. */
 export function limitTokens(budget, options = {}) {
-  const result = callFree(pluginOf(options), 'context', 'limitTokens', (i) => i.limitTokens(toBudget(budget, () => i.defaultBudget())));
+  const plugin = pluginOf(options);
+  const b = toBudget(budget, () => rawDefaultBudget(plugin));
+  const result = callFree(plugin, 'context', 'limitTokens', (i) => i.limitTokens(b));
   if (result.error !== undefined) throw new ConfigError('context budget', [...result.error].map(String));
   return toNumber(result.value);
 }
@@ -1454,10 +1540,11 @@ export function limitTokens(budget, options = {}) {
  * DoesNotFitError, LatestNotUserError or ContextTokensError.
  */
 export function trim(budget, input, counter) {
-  if (!(counter instanceof TokenCounter)) throw new TypeError('counter must be a TokenCounter');
+  if (!(counter instanceof TokenCounter)) throw argumentError('counter', 'counter must be a TokenCounter');
   const raw = counter._raw();
   const wit = toTrimInput(input);
-  const result = counter.plugin[INVOKE](counter._epoch(), 'context', 'trim', (i) => i.trim(toBudget(budget, () => i.defaultBudget()), wit, raw));
+  const b = toBudget(budget, () => rawDefaultBudget(counter.plugin));
+  const result = counter.plugin[INVOKE](counter._epoch(), 'context', 'trim', (i) => i.trim(b, wit, raw));
   if (result.error !== undefined) throw contextError(result.error, 'context budget');
   const r = result.value.report;
   return {
@@ -1478,10 +1565,11 @@ export function trim(budget, input, counter) {
  * CannotShrinkError or ConfigError.
  */
 export function nextBudget(failure, current, requestTokens, policy) {
-  if (!(policy instanceof RetryPolicy)) throw new TypeError('policy must be a RetryPolicy');
+  if (!(policy instanceof RetryPolicy)) throw argumentError('policy', 'policy must be a RetryPolicy');
   const raw = policy._raw();
   const args = [toWitClassification(failure), toOptionalU64('requestTokens', requestTokens)];
-  const out = policy.plugin[INVOKE](policy._epoch(), 'context', 'nextBudget', (i) => i.nextBudget(args[0], toBudget(current, () => i.defaultBudget()), args[1], raw));
+  const b = toBudget(current, () => rawDefaultBudget(policy.plugin));
+  const out = policy.plugin[INVOKE](policy._epoch(), 'context', 'nextBudget', (i) => i.nextBudget(args[0], b, args[1], raw));
   if (out.error !== undefined) throw contextError(out.error, 'current budget');
   return fromBudget(out.value);
 }
@@ -1522,30 +1610,30 @@ function fromKeyInfo(raw) {
 
 function toOptionalFloat(what, v) {
   if (v === null || v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw new TypeError(`${what} must be a finite number`);
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw argumentError(`${what}`, `${what} must be a finite number`);
   return v;
 }
 
 function toKeyInfo(key) {
-  if (key === null || typeof key !== 'object') throw new TypeError('snapshot.key must be a key info object or the /key body');
+  if (key === null || typeof key !== 'object') throw argumentError('snapshot.key', 'snapshot.key must be a key info object or the /key body');
   const out = {};
   for (const k of ['usage', 'usageDaily', 'usageWeekly', 'usageMonthly', 'byokUsage', 'limit', 'limitRemaining']) out[k] = toOptionalFloat(k, key[k]);
   for (const k of ['isFreeTier', 'includeByokInLimit']) {
-    if (key[k] !== null && key[k] !== undefined && typeof key[k] !== 'boolean') throw new TypeError(`${k} must be a boolean`);
+    if (key[k] !== null && key[k] !== undefined && typeof key[k] !== 'boolean') throw argumentError(`${k}`, `${k} must be a boolean`);
     out[k] = key[k] ?? undefined;
   }
   out.label = toOptionalText('label', key.label);
   out.expiresAt = toOptionalText('expiresAt', key.expiresAt);
-  if (key.limitReset !== null && key.limitReset !== undefined && !LIMIT_RESETS.has(key.limitReset)) throw new RangeError('unknown limitReset');
+  if (key.limitReset !== null && key.limitReset !== undefined && !LIMIT_RESETS.has(key.limitReset)) throw argumentError('limitReset', 'unknown limitReset', ArgumentRangeError);
   out.limitReset = key.limitReset ?? undefined;
   return out;
 }
 
 function toCreditsInfo(c) {
-  if (c === null || typeof c !== 'object') throw new TypeError('snapshot.credits must be a credits info object or the /credits body');
+  if (c === null || typeof c !== 'object') throw argumentError('snapshot.credits', 'snapshot.credits must be a credits info object or the /credits body');
   const totalCredits = toOptionalFloat('totalCredits', c.totalCredits);
   const totalUsage = toOptionalFloat('totalUsage', c.totalUsage);
-  if (totalCredits === undefined || totalUsage === undefined) throw new TypeError('totalCredits and totalUsage are required');
+  if (totalCredits === undefined || totalUsage === undefined) throw argumentError('snapshot.credits', 'totalCredits and totalUsage are required');
   return { totalCredits, totalUsage };
 }
 
@@ -1616,7 +1704,7 @@ export class CreditMonitor extends Resource {
    * events it caused, usually none.
    */
   observe(snapshot, nowMs, wallClockMs = null) {
-    if (snapshot === null || typeof snapshot !== 'object') throw new TypeError('snapshot must be an object { key?, credits? }');
+    if (snapshot === null || typeof snapshot !== 'object') throw argumentError('snapshot', 'snapshot must be an object { key?, credits? }');
     let { key, credits } = snapshot;
     if (typeof key === 'string') key = parseKey(key, { plugin: this.plugin });
     if (typeof credits === 'string') credits = parseCredits(credits, { plugin: this.plugin });

@@ -191,8 +191,11 @@ test('bad arguments are rejected before the call', () => {
     [{ wallClockMs: 1.5 }, TypeError],
   ];
   for (const [input, error] of cases) {
-    assert.throws(() => plugin.classify(input), error, String(Object.entries(input)));
+    // Typed: an ArgumentError naming the argument, and the TypeError / RangeError it always was.
+    assert.throws(() => plugin.classify(input), (err) => err instanceof error && err instanceof llmr.ArgumentError && err.code === 'invalid-argument' && typeof err.argument === 'string', String(Object.entries(input)));
   }
+  assert.throws(() => plugin.classify({ wallClockMs: -5 }), (err) => err.argument === 'wallClockMs' &&
+    err.limit === '0..18446744073709551615' && /wallClockMs must be a u64 .* in 0\.\.18446744073709551615, not -5/.test(err.message));
   assert.throws(() => plugin.classify('429'), TypeError);
   assert.ok(llmr.ErrorKind.includes(plugin.classify({ status: 503 }).kind));
 });

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import * as llmr from '../index.js';
+import { watchedPlugin } from './helpers.js';
 
 const ONE_FAILURE_TRIPS = { consecutive_failures: 1, failure_rate: null };
 const plugin = new llmr.Plugin();
@@ -25,34 +26,6 @@ function trip(breaker, nowMs, kind = 'unavailable') {
   const a = breaker.acquire(nowMs);
   assert.ok(a.admitted);
   breaker.record(a.permit, { outcome: 'failure', kind }, nowMs);
-}
-
-/** A plugin whose component memory can be watched, and a switch that traps the next export call. */
-function watchedPlugin() {
-  const watch = { memory: null, instances: 0, armed: false };
-  const trap = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array([
-    0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 7, 5, 1, 1, 116, 0, 0, 10, 5, 1, 3, 0, 0, 11,
-  ]))).exports.t;
-  watch.plugin = new llmr.Plugin({
-    instantiateCore(module, imports) {
-      const core = new WebAssembly.Instance(module, imports);
-      if (!(core.exports.memory instanceof WebAssembly.Memory)) return core;
-      watch.memory = core.exports.memory;
-      watch.instances += 1;
-      const exports = { ...core.exports };
-      const name = 'llm:resilience/classify@0.1.0#classify';
-      const real = exports[name];
-      exports[name] = (...args) => {
-        if (watch.armed) {
-          watch.armed = false;
-          trap();
-        }
-        return real(...args);
-      };
-      return { exports };
-    },
-  });
-  return watch;
 }
 
 // ---- typed results ------------------------------------------------------------------------
@@ -214,10 +187,15 @@ test('bad arguments never reach the component', () => {
   const cases = [
     [['s', 1, -1], RangeError], [['s', 1, 2n ** 64n], RangeError], [['s', 1, 1.5], TypeError],
     [['s', 1, 2 ** 60], TypeError], [['s', -1, 0], RangeError], [['s', 2 ** 32, 0], RangeError],
-    [['s', 1n, 0], TypeError], [[null, 1, 0], TypeError],
+    [['s', '1', 0], TypeError], [[null, 1, 0], TypeError], [['s', 1, '5'], TypeError],
+    [['s', 1, NaN], TypeError], [['s', 0.5, 0], TypeError], [['s', 1, -1n], RangeError],
   ];
-  for (const [args, error] of cases) assert.throws(() => l.check(...args), error, JSON.stringify(args, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)));
-  assert.deepEqual(l.check('s', 1, 0), { verdict: 'allowed', allowed: true, remaining: 9 });
+  for (const [args, error] of cases) {
+    assert.throws(() => l.check(...args), (err) => err instanceof error && err instanceof llmr.ArgumentError, JSON.stringify(args, (_, v) => (typeof v === 'bigint' ? `${v}n` : v)));
+  }
+  // Bigints are integers too, for u32 arguments as for u64 ones.
+  assert.deepEqual(l.check('s', 1n, 0n), { verdict: 'allowed', allowed: true, remaining: 9 });
+  assert.deepEqual(l.check('s', 1, 0), { verdict: 'allowed', allowed: true, remaining: 8 });
   l.close();
   const b = new llmr.Breaker({}, { plugin });
   const a = b.acquire(0);
@@ -308,6 +286,7 @@ test('garbage-collected handles are released', async () => {
 async function churn(mode) {
   const watch = watchedPlugin();
   const p = watch.plugin;
+  new llmr.Breaker({}, { plugin: p }).close(); // the breaker instance exists: watch its memory
   const start = watch.memory.buffer.byteLength;
   const kept = [];
   for (let i = 0; i < 20_000; i += 1) {
@@ -332,28 +311,43 @@ test('released handles free the component memory (close and GC), kept ones do no
   assert.ok(collected <= 1 << 20, `collected breakers grew the memory by ${collected} bytes`);
 });
 
-test('a trap loses the live resources, and a snapshot brings them back', () => {
+test('a trap loses only the handles of its instance, and a snapshot brings them back', () => {
   const watch = watchedPlugin();
   const p = watch.plugin;
   const b = new llmr.Breaker(ONE_FAILURE_TRIPS, { plugin: p });
   trip(b, 0);
   const snapshot = b.snapshot();
+  const set = new llmr.BreakerSet(ONE_FAILURE_TRIPS, 8, { plugin: p });
   const l = new llmr.RateLimiter({}, { plugin: p });
-  assert.equal(p.liveResources, 2);
+  assert.equal(l.check('s', 3, 0).remaining, 7);
+  assert.equal(p.liveResources, 3);
+  const before = watch.instances; // classify, breaker, ratelimit
+  assert.equal(before, 3);
+  // A classify trap costs nothing but the functions instance (it holds no handle).
   watch.armed = true;
-  assert.throws(() => p.classify({ status: 500 }), llmr.PluginTrap);
+  assert.throws(() => p.classify({ status: 500 }), (err) => err instanceof llmr.PluginTrap && /functions instance was replaced/.test(err.message));
+  assert.deepEqual(b.acquire(1), { admitted: false, state: 'open', retryInMs: 59_999 });
+  assert.equal(l.remaining('s', 0), 7);
+  assert.equal(p.classify({ status: 500 }).kind, 'server-error');
+  assert.equal(watch.instances, before + 1, 'the functions instance was rebuilt');
+  // A trap in the breaker instance loses the breakers, not the limiter.
+  watch.armed = '#[method]breaker.acquire';
+  assert.throws(() => b.acquire(2), llmr.PluginTrap);
   for (let i = 0; i < 2; i += 1) {
-    assert.throws(() => b.acquire(1), (err) => err instanceof llmr.ResourceLostError && err instanceof llmr.PluginError);
-    assert.throws(() => l.check('s', 1, 1), llmr.ResourceLostError);
+    assert.throws(() => b.acquire(1), (err) => err instanceof llmr.ResourceLostError && err instanceof llmr.PluginError && /breaker instance/.test(err.message));
+    assert.throws(() => set.acquire('m', 1), llmr.ResourceLostError);
   }
+  assert.equal(l.remaining('s', 0), 7);
+  assert.equal(p.liveResources, 1);
   b.close(); // closing a lost handle is allowed and does nothing
-  l.close();
-  assert.equal(p.liveResources, 0);
-  assert.equal(watch.instances, 1, 'lost handles never made a new instance');
+  set.close();
+  assert.equal(p.liveResources, 1);
+  assert.equal(watch.instances, before + 1, 'lost handles made no new instance');
   const again = llmr.Breaker.restore(snapshot, { plugin: p });
-  assert.equal(watch.instances, 2);
+  assert.equal(watch.instances, before + 2, 'a new breaker made a fresh breaker instance');
   assert.deepEqual(again.acquire(1), { admitted: false, state: 'open', retryInMs: 59_999 });
   again.close();
+  l.close();
 });
 
 test('handles of different plugins do not mix', () => {

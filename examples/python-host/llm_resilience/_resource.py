@@ -21,6 +21,7 @@ from .errors import (
     ResourceClosedError,
     ResourceLostError,
 )
+from ._args import integer, text  # text: re-exported to the capability modules
 from .plugin import Plugin
 
 __all__ = ["Resource", "ConfigLike", "SnapshotLike"]
@@ -30,8 +31,6 @@ ConfigLike = Optional[Mapping[str, Any]]
 #: A snapshot: the JSON text ``snapshot()`` returned, or that text parsed into a mapping.
 SnapshotLike = Union[str, Mapping[str, Any]]
 
-U32_MAX = 0xFFFF_FFFF
-U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
 
 R = TypeVar("R", bound="Resource")
 
@@ -46,6 +45,8 @@ class Resource:
 
     _INTERFACE = ""
     _RESOURCE = ""
+    #: The capability whose instance holds these handles (default: the interface's).
+    _SLOT: Optional[str] = None
 
     @classmethod
     def _wrap(cls: type[R], plugin: Plugin, handle: Any, epoch: int) -> R:
@@ -61,7 +62,7 @@ class Resource:
     def _new(cls: type[R], plugin: Optional[Plugin], what: str, func: str, *args: Any) -> R:
         """Calls a ``result<resource, list<string>>`` factory; wraps the handle."""
         plugin = _plugin(plugin)
-        raw, epoch = plugin._create(cls._INTERFACE, func, *args)
+        raw, epoch = plugin._create(cls._INTERFACE, func, *args, slot=cls._SLOT)
         if isinstance(raw, list):
             raise ConfigError(what, [str(p) for p in raw])
         if raw is None or isinstance(raw, (str, bytes, int)):
@@ -151,16 +152,9 @@ def snapshot_json(snapshot: SnapshotLike) -> str:
     raise TypeError(f"a snapshot is a str or a mapping, not {type(snapshot).__name__}")
 
 
-def is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def u64(what: str, value: Any) -> int:
-    if not is_int(value):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if not 0 <= value <= U64_MAX:
-        raise ValueError(f"{what} must be in 0..2**64-1, not {value}")
-    return value
+    """A WIT ``u64`` argument; an :class:`~llm_resilience.ArgumentError` names ``what``."""
+    return integer(what, "u64", value)
 
 
 def optional_u64(what: str, value: Any) -> Optional[int]:
@@ -168,17 +162,8 @@ def optional_u64(what: str, value: Any) -> Optional[int]:
 
 
 def u32(what: str, value: Any) -> int:
-    if not is_int(value):
-        raise TypeError(f"{what} must be an int, not {type(value).__name__}")
-    if not 0 <= value <= U32_MAX:
-        raise ValueError(f"{what} must be in 0..2**32-1, not {value}")
-    return value
-
-
-def text(what: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str, not {type(value).__name__}")
-    return value
+    """A WIT ``u32`` argument; an :class:`~llm_resilience.ArgumentError` names ``what``."""
+    return integer(what, "u32", value)
 
 
 def error_kind(value: Any) -> ErrorKind:

@@ -26,9 +26,11 @@ from typing import Any, ClassVar, Optional, Union
 
 from wasmtime import component as wc
 
-from ._resource import _plugin, classification_record, error_kind, field, optional_u64, u32, u64
+from ._args import integer
+from ._resource import _plugin, classification_record, error_kind, field, optional_u64
 from .classify import Classification
 from .errors import (
+    ArgumentError,
     CannotShrinkError,
     ConfigError,
     ContextTokensError,
@@ -72,6 +74,11 @@ CONTEXT_INTERFACE = "llm:resilience/context@0.1.0"
 
 #: Budget fields that are ``u64`` / ``u32`` with a core default (``None``: take it).
 _DEFAULTED = ("context_window", "reserved_output_tokens", "safety_margin_tokens", "min_document_chars")
+#: Every budget field, in the WIT record's order (problems are listed in it).
+_FIELDS = ("context_window", "reserved_output_tokens", "safety_margin_tokens", "max_history_messages",
+           "max_document_chars", "max_message_chars", "min_document_chars")
+#: Budget fields that are ``u64`` (the others are ``u32``).
+_U64_FIELDS = ("context_window", "reserved_output_tokens", "safety_margin_tokens")
 #: Budget fields that are optional caps (``None``: no cap).
 _CAPS = ("max_history_messages", "max_document_chars", "max_message_chars")
 
@@ -344,16 +351,23 @@ def budget_record(plugin: Plugin, budget: BudgetLike) -> Any:
     defaults = None
     if any(values.get(k) is None for k in _DEFAULTED):
         defaults = plugin._call_fn(CONTEXT_INTERFACE, "default-budget")
+    # A field of the wrong type or out of range is refused as the core refuses it in the
+    # `ContextConfig` JSON the C ABI takes: one ConfigError listing every problem.
     record = wc.Record()
-    for name in _DEFAULTED:
+    problems = []
+    for name in _FIELDS:
         value = values.get(name)
         if value is None:
-            value = field(defaults, name.replace("_", "-"))
-        check = u32 if name == "min_document_chars" else u64
-        setattr(record, name.replace("_", "-"), check(name, value))
-    for name in _CAPS:
-        value = values.get(name)
-        setattr(record, name.replace("_", "-"), None if value is None else u32(name, value))
+            value = None if name in _CAPS else field(defaults, name.replace("_", "-"))
+        if value is not None:
+            wit_type = "u64" if name in _U64_FIELDS else "u32"
+            try:
+                value = integer(name, wit_type, value)
+            except ArgumentError as e:
+                problems.append(f"{name} must be an integer in {e.limit} (got {e.found})")
+        setattr(record, name.replace("_", "-"), value)
+    if problems:
+        raise ConfigError("context budget", problems)
     return record
 
 

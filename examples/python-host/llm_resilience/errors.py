@@ -1,8 +1,11 @@
 """Errors raised by the plugin host.
 
 Everything that goes wrong *inside* the component, or while loading it, is a :class:`PluginError`
-(a trap, a handle lost to a trap). Wrong argument types and out-of-range values are ordinary
-:class:`TypeError` / :class:`ValueError`, raised before the component is entered. What the
+(a trap, a handle lost to a trap; :class:`FuelExhaustedError` and :class:`MemoryLimitError` name
+the limit that stopped the call). Wrong argument types, out-of-range values and strings that are
+not valid Unicode are an :class:`ArgumentError` (an :class:`ArgumentTypeError`, which is a
+``TypeError``, or an :class:`ArgumentValueError`, which is a ``ValueError``), raised before the
+component is entered: the instance and its handles are untouched. What the
 component refuses as the caller's mistake is a ``ValueError`` too, typed: :class:`ConfigError`
 (a config or snapshot, with every problem), :class:`InvalidKeyError` (also a ``KeyError``) and
 :class:`LimitError`.
@@ -17,6 +20,10 @@ __all__ = [
     "PluginLoadError",
     "PluginTrap",
     "FuelExhaustedError",
+    "MemoryLimitError",
+    "ArgumentError",
+    "ArgumentTypeError",
+    "ArgumentValueError",
     "IncompatibleComponentError",
     "ResourceLostError",
     "ResourceClosedError",
@@ -69,7 +76,75 @@ class PluginTrap(PluginError):
 
 
 class FuelExhaustedError(PluginTrap):
-    """The call used up its fuel (its budget of WebAssembly instructions) and was stopped."""
+    """The call used up its fuel (its budget of WebAssembly instructions) and was stopped.
+
+    Attributes:
+        limit: ``"fuel"``, the :class:`~llm_resilience.Plugin` argument that sets it.
+        value: the fuel each call gets.
+    """
+
+    def __init__(self, message: str, detail: str, *, limit: str = "fuel", value: Optional[int] = None) -> None:
+        super().__init__(message, detail)
+        self.limit = limit
+        self.value = value
+
+
+class MemoryLimitError(PluginTrap):
+    """The call needed more linear memory than the plugin's ``memory_limit`` allows: the
+    component could not grow its memory and aborted.
+
+    Attributes:
+        limit: ``"memory_limit"``, the :class:`~llm_resilience.Plugin` argument that sets it.
+        value: the limit in bytes.
+    """
+
+    def __init__(self, message: str, detail: str, *, limit: str = "memory_limit", value: Optional[int] = None) -> None:
+        super().__init__(message, detail)
+        self.limit = limit
+        self.value = value
+
+
+class ArgumentError(Exception):
+    """An argument that cannot be passed to the component, found before it was entered.
+
+    Raised as :class:`ArgumentTypeError` (the wrong type; also a ``TypeError``) or
+    :class:`ArgumentValueError` (out of range, or a ``str`` with a lone surrogate, which has no
+    UTF-8 encoding; also a ``ValueError``). The component instance and every handle in it are
+    untouched.
+
+    Attributes:
+        code: ``"invalid-argument"``, or ``"invalid-utf8"`` for a lone surrogate (the C ABI's
+            ``LLMR_INVALID_UTF8``).
+        argument: the argument's name (a dotted path into records and lists).
+        expected: what it must be.
+        limit: the range of an integer type (``"0..18446744073709551615"``), else ``None``.
+    """
+
+    def __init__(
+        self,
+        argument: str,
+        expected: str,
+        found: str,
+        *,
+        code: str = "invalid-argument",
+        limit: Optional[str] = None,
+    ) -> None:
+        within = f" in {limit}" if limit else ""
+        super().__init__(f"{argument} must be {expected}{within}, not {found}")
+        self.code = code
+        self.argument = argument
+        self.expected = expected
+        self.limit = limit
+        self.found = found
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """An argument of the wrong type (see :class:`ArgumentError`)."""
+
+
+class ArgumentValueError(ArgumentError, ValueError):
+    """An argument of the right type with a value out of range, or text with a lone surrogate
+    (see :class:`ArgumentError`)."""
 
 
 class ResourceLostError(PluginError):

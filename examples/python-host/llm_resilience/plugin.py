@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import threading
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -20,13 +21,16 @@ from .classify import Classification, ErrorKind
 from .errors import (
     FuelExhaustedError,
     IncompatibleComponentError,
+    MemoryLimitError,
     PluginLoadError,
     PluginTrap,
     ResourceLostError,
 )
+from ._args import check_text, integer, is_int, text
 
 __all__ = [
     "Plugin",
+    "CAPABILITIES",
     "HeadersLike",
     "BodyLike",
     "DEFAULT_MEMORY_LIMIT",
@@ -56,7 +60,6 @@ MAX_BODY_BYTES = 256 * 1024
 #: Fuel for instantiating the component (its start code uses a handful of instructions).
 _INSTANTIATE_FUEL = 1_000_000
 
-_U16_MAX = 0xFFFF
 _U64_MAX = 0xFFFF_FFFF_FFFF_FFFF
 
 #: Headers: a mapping (``dict``, ``requests``' or ``httpx``' header objects, anything with
@@ -91,16 +94,51 @@ def default_component_path() -> Path:
     )
 
 
+#: The component instances of a :class:`Plugin`, each in its own store: one per kind of handle,
+#: so that a trap in one costs only the handles living there. ``functions`` runs the calls that
+#: hold no handle (classify, version, encoding-for-model, default-budget, limit-tokens,
+#: parse-key, parse-credits, suggest-max-tokens): a trap there costs nothing but the call.
+#: Calls that take a handle run where it lives: ``trim`` in its counter's instance
+#: (``tokens``), ``next_budget`` in its policy's (``retry``). Each is made on first use.
+CAPABILITIES = ("functions", "breaker", "ratelimit", "retry", "tokens", "calibration", "credits")
+
+
+def slot_of(interface: str) -> str:
+    """The capability (instance) of a WIT interface name (``llm:resilience/breaker@0.1.0``)."""
+    return interface.rsplit("/", 1)[-1].split("@", 1)[0]
+
+
+class _Instance:
+    """One component instance in its own store: the home of one capability's handles."""
+
+    __slots__ = ("slot", "number", "store", "instance", "funcs", "alive", "live")
+
+    def __init__(self, slot: str, number: int, store: wasmtime.Store, instance: wc.Instance) -> None:
+        self.slot = slot
+        self.number = number
+        self.store: Optional[wasmtime.Store] = store
+        self.instance: Optional[wc.Instance] = instance
+        self.funcs: dict[tuple[str, str], Any] = {}
+        self.alive = True
+        self.live = 0
+
+    def __repr__(self) -> str:
+        return f"{self.slot} #{self.number}{'' if self.alive else ' (trapped)'}"
+
+
 class Plugin:
     """One loaded llm-resilience component, with its own limits.
 
-    The component is compiled once; calls run in one instance, which is replaced after a trap.
-    Calls are serialized by a lock, so a ``Plugin`` may be shared between threads (create one
-    per thread for parallelism).
+    The component is compiled once. Each capability (:data:`CAPABILITIES`) runs in its own
+    instance, in its own store with the plugin's memory limit and per-call fuel, made on first
+    use. Calls are serialized by a lock, so a ``Plugin`` may be shared between threads (create
+    one per thread for parallelism).
 
-    Breakers, limiters and retry objects created with ``plugin=`` live in this plugin's
-    instance. A trap ends the instance and them with it: the next call starts a fresh instance,
-    and using a lost handle raises :class:`ResourceLostError`; restore state from a snapshot.
+    Breakers, limiters, retry objects, counters, calibrations and credit monitors created with
+    ``plugin=`` live in their capability's instance. A trap (a bug, fuel or memory running out)
+    ends that one instance and the handles in it: the next call of that capability starts a
+    fresh instance, and using a lost handle raises :class:`ResourceLostError` (restore state from
+    a snapshot). Handles of the other capabilities keep working with their state.
 
     Args:
         path: the component file; default :func:`default_component_path`.
@@ -131,17 +169,16 @@ class Plugin:
         self.fuel = fuel
         self._engine, self._component = _compiled(self.path, fuel_enabled=fuel is not None)
         self._lock = threading.Lock()
-        self._store: Optional[wasmtime.Store] = None
-        self._instance: Optional[wc.Instance] = None
-        self._funcs: dict[tuple[str, str], Any] = {}
-        # Which instance this is: resource handles remember it, so a handle from an instance
-        # that trapped is recognised and never passed to its successor.
-        self._epoch = 0
+        # The live instance of each capability. Resource handles remember their instance, so a
+        # handle from an instance that trapped is recognised and never passed to its successor.
+        self._instances: dict[str, _Instance] = {}
+        self._created = 0
         # Handles whose Python wrappers were garbage-collected, dropped at the next call (a
         # finalizer must not take the lock: it may run inside a call on the same thread).
-        self._pending_drops: collections.deque[tuple[Any, int]] = collections.deque()
-        self._live = 0
-        self._instantiate()
+        self._pending_drops: collections.deque[tuple[Any, _Instance]] = collections.deque()
+        # The functions instance is made now, so that a component that cannot load fails here.
+        with self._lock:
+            self._instance_of("functions")
 
     def __repr__(self) -> str:
         return (
@@ -190,14 +227,23 @@ class Plugin:
 
     @property
     def live_resources(self) -> int:
-        """Resource handles (breakers, limiters, …) created in the current instance and not yet
-        released. A handle is released by ``close()``, by the end of its ``with`` block, or, once
+        """Resource handles (breakers, limiters, …) created in the live instances and not yet
+        released (handles lost in a trap are not counted). A handle is released by ``close()``, by the end of its ``with`` block, or, once
         its wrapper is garbage-collected, at the plugin's next call."""
         with self._lock:
             self._drain_drops()
-            return self._live
+            return sum(i.live for i in self._instances.values())
 
-    def _instantiate(self) -> None:
+    @property
+    def instances_created(self) -> int:
+        """Component instances made so far (one per capability used, plus one per trap)."""
+        return self._created
+
+    def _instance_of(self, slot: str) -> _Instance:
+        """The live instance of capability ``slot``, made if needed (lock held)."""
+        current = self._instances.get(slot)
+        if current is not None:
+            return current
         store = wasmtime.Store(self._engine)
         if self.memory_limit is not None:
             store.set_limits(memory_size=self.memory_limit)
@@ -209,20 +255,19 @@ class Plugin:
             instance = wc.Linker(self._engine).instantiate(store, self._component)
         except wasmtime.WasmtimeError as e:
             raise PluginLoadError(f"cannot instantiate {self.path}: {e}") from e
-        self._store = store
-        self._instance = instance
-        self._funcs = {}
-        self._epoch += 1
-        self._live = 0
+        self._created += 1
+        inst = _Instance(slot, self._created, store, instance)
         for name in ("classify", "version"):
-            self._func(CLASSIFY_INTERFACE, name)
+            self._func(inst, CLASSIFY_INTERFACE, name)
+        self._instances[slot] = inst
+        return inst
 
-    def _func(self, interface: str, name: str) -> Any:
-        """The exported function ``name`` of ``interface`` in the current instance."""
-        func = self._funcs.get((interface, name))
+    def _func(self, inst: _Instance, interface: str, name: str) -> Any:
+        """The exported function ``name`` of ``interface`` in instance ``inst``."""
+        func = inst.funcs.get((interface, name))
         if func is not None:
             return func
-        store, instance = self._store, self._instance
+        store, instance = inst.store, inst.instance
         assert store is not None and instance is not None
         iface = instance.get_export_index(store, interface)
         if iface is None:
@@ -231,79 +276,143 @@ class Plugin:
         func = instance.get_func(store, index) if index is not None else None
         if func is None:
             raise IncompatibleComponentError(f"{self.path}: {interface} has no function {name!r}")
-        self._funcs[(interface, name)] = func
+        inst.funcs[(interface, name)] = func
         return func
 
     def _call(self, name: str, *args: Any) -> Any:
         """Calls a function of ``interface classify``."""
-        return self._invoke(None, CLASSIFY_INTERFACE, name, args)[0]
+        return self._invoke(None, CLASSIFY_INTERFACE, name, args, slot="functions")[0]
 
     def _call_fn(self, interface: str, name: str, *args: Any) -> Any:
         """Calls a free function of ``interface`` (tokens, context, credits)."""
-        return self._invoke(None, interface, name, args)[0]
+        return self._invoke(None, interface, name, args, slot="functions")[0]
 
     def _create(
-        self, interface: str, name: str, *args: Any, min_fuel: int = 0
-    ) -> tuple[Any, int]:
-        """Calls a constructor-like function; returns its result and the instance's epoch.
-        ``min_fuel`` raises this one call's fuel (building an exact token counter)."""
-        return self._invoke(None, interface, name, args, min_fuel)
+        self, interface: str, name: str, *args: Any, min_fuel: int = 0, slot: Optional[str] = None
+    ) -> tuple[Any, _Instance]:
+        """Calls a constructor-like function in the instance of ``slot`` (default: the
+        interface's capability); returns its result and the instance. ``min_fuel`` raises this
+        one call's fuel (building an exact token counter)."""
+        return self._invoke(None, interface, name, args, min_fuel, slot)
 
-    def _call_in(self, epoch: int, interface: str, name: str, *args: Any) -> Any:
+    def _call_in(self, epoch: _Instance, interface: str, name: str, *args: Any) -> Any:
         """Calls a function on resources that live in instance ``epoch``."""
         return self._invoke(epoch, interface, name, args)[0]
 
     def _invoke(
         self,
-        epoch: Optional[int],
+        epoch: Optional[_Instance],
         interface: str,
         name: str,
         args: tuple[Any, ...],
         min_fuel: int = 0,
-    ) -> tuple[Any, int]:
+        slot: Optional[str] = None,
+    ) -> tuple[Any, _Instance]:
+        # Before the lock and the component: a string that has no UTF-8 encoding (a lone
+        # surrogate) anywhere in the arguments is the caller's error, named, not a failure
+        # halfway through lowering.
+        check_text(name, args)
         with self._lock:
-            if epoch is not None and (epoch != self._epoch or self._store is None):
-                raise ResourceLostError(
-                    f"{name}: the handle was lost when the component trapped (its instance was "
-                    "replaced); restore it from a snapshot"
-                )
-            if self._store is None:
-                # The previous call trapped: start again from a fresh instance.
-                self._instantiate()
             self._drain_drops()
-            if self._store is None:  # a drop trapped
-                if epoch is not None:
-                    raise ResourceLostError(f"{name}: the handle was lost in a trap")
-                self._instantiate()
-            func = self._func(interface, name)
-            store = self._store
+            if epoch is not None and not epoch.alive:
+                raise ResourceLostError(
+                    f"{name}: the handle was lost when its component instance ({epoch.slot}) "
+                    "trapped; restore it from a snapshot"
+                )
+            inst = epoch if epoch is not None else self._instance_of(slot or slot_of(interface))
+            func = self._func(inst, interface, name)
+            store = inst.store
             assert store is not None
             if self.fuel is not None:
                 store.set_fuel(min(max(self.fuel, min_fuel), _U64_MAX))
             try:
-                return func(store, *args), self._epoch
+                return func(store, *args), inst
             except wasmtime.WasmtimeError as e:
-                # A trap poisons the instance ("cannot enter component instance"): drop it.
-                self._poison()
-                raise _trap(name, e) from None
+                # A trap poisons the instance ("cannot enter component instance"): drop it, and
+                # only it; the other capabilities' instances are untouched.
+                self._poison(inst)
+                raise self._trap(name, inst, e) from None
 
-    def _poison(self) -> None:
-        self._store = self._instance = None
-        self._funcs = {}
-        self._live = 0
+    def _trap(self, name: str, inst: _Instance, error: wasmtime.WasmtimeError) -> PluginTrap:
+        detail = str(error)
+        cause = detail.rsplit("Caused by:", 1)[-1].strip() or detail
+        where = f"the {inst.slot} instance was replaced"
+        if "all fuel consumed" in cause:
+            return FuelExhaustedError(
+                f"{name}: the call ran out of fuel (the limit is fuel={self.fuel} per call; "
+                f"{where})",
+                detail,
+                limit="fuel",
+                value=self.fuel,
+            )
+        if self.memory_limit is not None and self._is_out_of_memory(detail):
+            return MemoryLimitError(
+                f"{name}: the component trapped: the call needed more memory than "
+                f"memory_limit={self.memory_limit} bytes ({where})",
+                detail,
+                limit="memory_limit",
+                value=self.memory_limit,
+            )
+        return PluginTrap(f"{name}: the component trapped ({cause}; {where})", detail)
 
-    def _adopt(self, epoch: int) -> None:
+    def _is_out_of_memory(self, detail: str) -> bool:
+        """Whether a trap is the component aborting because its memory could not grow.
+
+        The component is stripped of names, so its out-of-memory abort is recognised by its
+        place: the innermost frames of a trap the component is made to have on purpose (a
+        string larger than the whole memory limit, in a store of its own), learned once per
+        component file and limit.
+        """
+        frames = _frames(detail)
+        if not frames or "unreachable" not in detail:
+            return False
+        key = (str(self.path), self.memory_limit, self.fuel is not None)
+        with _CACHE_LOCK:
+            known = _OOM_FRAMES.get(key)
+        if known is None:
+            known = self._probe_out_of_memory()
+            with _CACHE_LOCK:
+                _OOM_FRAMES[key] = known
+        return bool(known) and tuple(frames[: len(known)]) == known
+
+    def _probe_out_of_memory(self) -> tuple[str, ...]:
+        assert self.memory_limit is not None
+        store = wasmtime.Store(self._engine)
+        store.set_limits(memory_size=self.memory_limit)
+        if self.fuel is not None:
+            store.set_fuel(_U64_MAX)
+        try:
+            instance = wc.Linker(self._engine).instantiate(store, self._component)
+            iface = instance.get_export_index(store, "llm:resilience/credits@0.1.0")
+            index = instance.get_export_index(store, "parse-key", iface)
+            func = instance.get_func(store, index)
+            func(store, "x" * self.memory_limit)
+        except wasmtime.WasmtimeError as e:
+            return tuple(_frames(str(e))[:2])
+        except Exception:  # noqa: BLE001 - no probe, no claim
+            return ()
+        return ()
+
+    def _poison(self, inst: _Instance) -> None:
+        inst.store = inst.instance = None
+        inst.funcs = {}
+        inst.alive = False
+        inst.live = 0
+        if self._instances.get(inst.slot) is inst:
+            del self._instances[inst.slot]
+
+    def _adopt(self, epoch: _Instance) -> None:
         """Counts a handle created in instance ``epoch`` as live."""
         with self._lock:
-            if epoch == self._epoch and self._store is not None:
-                self._live += 1
+            if epoch.alive:
+                epoch.live += 1
 
-    def _release(self, handle: Any, epoch: int) -> None:
+    def _release(self, handle: Any, epoch: _Instance) -> None:
         """Drops a handle now (``close()``); nothing to do if its instance is gone."""
         with self._lock:
             self._drop(handle, epoch)
 
-    def _release_later(self, handle: Any, epoch: int) -> None:
+    def _release_later(self, handle: Any, epoch: _Instance) -> None:
         """Queues a handle whose wrapper was garbage-collected; dropped at the next call."""
         self._pending_drops.append((handle, epoch))
 
@@ -315,18 +424,18 @@ class Plugin:
                 return
             self._drop(handle, epoch)
 
-    def _drop(self, handle: Any, epoch: int) -> None:
-        store = self._store
-        if store is None or epoch != self._epoch:
+    def _drop(self, handle: Any, epoch: _Instance) -> None:
+        store = epoch.store
+        if store is None or not epoch.alive:
             return  # its instance trapped: the handle went with it
         if self.fuel is not None:
             store.set_fuel(self.fuel)
         try:
             handle.drop(store)
         except wasmtime.WasmtimeError:
-            self._poison()
+            self._poison(epoch)
             return
-        self._live -= 1
+        epoch.live -= 1
 
 
 _ENGINES: dict[bool, wasmtime.Engine] = {}
@@ -365,47 +474,35 @@ def _compiled(path: Path, *, fuel_enabled: bool) -> tuple[wasmtime.Engine, wc.Co
     return engine, component
 
 
-def _trap(name: str, error: wasmtime.WasmtimeError) -> PluginTrap:
-    detail = str(error)
-    cause = detail.rsplit("Caused by:", 1)[-1].strip() or detail
-    if "all fuel consumed" in cause:
-        return FuelExhaustedError(f"{name}: the call ran out of fuel ({cause})", detail)
-    return PluginTrap(f"{name}: the component trapped ({cause})", detail)
+#: The innermost frames of the component's out-of-memory abort, per (file, limit, fuel).
+_OOM_FRAMES: dict[tuple[str, Optional[int], bool], tuple[str, ...]] = {}
+
+_FRAME = re.compile(r"^\s*\d+:\s+0x[0-9a-f]+ - (.+?)\s*$", re.MULTILINE)
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _frames(detail: str) -> list[str]:
+    """The functions of a wasmtime trap's backtrace, innermost first."""
+    return _FRAME.findall(detail)
+
+
+_is_int = is_int
 
 
 def _status(status: Optional[int]) -> Optional[int]:
-    if status is None:
-        return None
-    if not _is_int(status):
-        raise TypeError(f"status must be an int or None, not {type(status).__name__}")
-    if not 0 <= status <= _U16_MAX:
-        raise ValueError(f"status must be in 0..65535, not {status}")
-    return status
+    return None if status is None else integer("status", "u16", status)
 
 
 def _wall_clock_ms(value: Optional[int]) -> Optional[int]:
-    if value is None:
-        return None
-    if not _is_int(value):
-        raise TypeError(f"wall_clock_ms must be an int or None, not {type(value).__name__}")
-    if not 0 <= value <= _U64_MAX:
-        raise ValueError(f"wall_clock_ms must be in 0..2**64-1, not {value}")
-    return value
+    return None if value is None else integer("wall_clock_ms", "u64", value)
 
 
 def _optional_str(what: str, value: Optional[str]) -> Optional[str]:
-    if value is None or isinstance(value, str):
-        return value
-    raise TypeError(f"{what} must be a str or None, not {type(value).__name__}")
+    return None if value is None else text(what, value)
 
 
 def _header_text(what: str, value: Any) -> str:
     if isinstance(value, str):
-        return value
+        return text(f"header {what}", value)
     if isinstance(value, (bytes, bytearray)):
         # Raw header bytes (e.g. from a low-level client): HTTP/1 headers are ISO-8859-1.
         return bytes(value).decode("latin-1")

@@ -255,6 +255,8 @@ class Calibration(Resource):
 
     _INTERFACE = TOKENS_INTERFACE
     _RESOURCE = "calibration"
+    #: Its own instance: a trap while counting tokens must not lose learned ratios.
+    _SLOT = "calibration"
 
     def __new__(cls, config: ConfigLike = None, *, plugin: Optional[Plugin] = None) -> "Calibration":
         return cls._new(plugin, "calibration config", "[static]calibration.create",

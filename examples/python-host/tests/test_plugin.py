@@ -141,9 +141,11 @@ def test_memory_limit_traps_become_typed_errors_and_the_plugin_recovers() -> Non
     tight = llmr.Plugin(memory_limit=limit)
     expected = llmr.Plugin().classify(status=429, headers=HEADERS, body=OPENAI_429)
     # A 256 KiB body does not fit in a memory that is just big enough for a small call.
-    with pytest.raises(llmr.PluginTrap) as trap:
+    # It is a trap named for the limit that caused it.
+    with pytest.raises(llmr.MemoryLimitError) as trap:
         tight.classify(status=500, body=b"y" * llmr.MAX_BODY_BYTES)
     assert "trap" in str(trap.value) and trap.value.detail
+    assert f"memory_limit={limit}" in str(trap.value) and trap.value.value == limit
     # The trap poisoned the instance; the plugin replaces it, so the next call works.
     assert tight.classify(status=429, headers=HEADERS, body=OPENAI_429) == expected
     assert tight.version() == llmr.version()

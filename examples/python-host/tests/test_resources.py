@@ -364,29 +364,39 @@ def test_released_handles_free_the_components_memory() -> None:
     _smallest_limit_and_churn(keep=False, close=False)  # garbage collection
 
 
-def test_a_trap_loses_the_live_resources_and_a_snapshot_brings_them_back() -> None:
+def test_a_trap_loses_only_its_instances_handles_and_a_snapshot_brings_them_back() -> None:
     # Enough fuel for breaker calls, far too little to classify a 256 KiB body.
     p = llmr.Plugin(fuel=1_000_000)
     b = llmr.Breaker(ONE_FAILURE_TRIPS, plugin=p)
     trip(b, 0)
     snapshot = b.snapshot()
     limiter = llmr.RateLimiter(plugin=p)
+    assert limiter.check("s", 3, 0) == llmr.Allowed(7)
     assert p.live_resources == 2
-    with pytest.raises(llmr.FuelExhaustedError):
+    with pytest.raises(llmr.FuelExhaustedError, match="functions instance was replaced"):
         p.classify(status=500, body=b'{"error":{"message":"' + b"x" * llmr.MAX_BODY_BYTES)
+    # A classify trap costs no handle: classify runs in the functions instance, which holds none.
+    assert b.acquire(1) == llmr.Rejected(llmr.State.OPEN, 59_999)
+    assert limiter.remaining("s", 0) == 7
+    # A trap in the breaker instance loses the breakers, and only them.
+    p.fuel = 10
+    with pytest.raises(llmr.FuelExhaustedError, match="breaker instance was replaced"):
+        b.acquire(1)
+    p.fuel = 1_000_000
     # Every later use of a lost handle is a typed error, never a call into the new instance.
     for _ in range(2):
-        with pytest.raises(llmr.ResourceLostError):
+        with pytest.raises(llmr.ResourceLostError, match="breaker"):
             b.acquire(1)
-        with pytest.raises(llmr.ResourceLostError):
-            limiter.check("s", 1, 1)
+    assert limiter.remaining("s", 0) == 7
     assert issubclass(llmr.ResourceLostError, llmr.PluginError)
+    assert p.live_resources == 1
     b.close()  # closing a lost handle is allowed and does nothing
-    limiter.close()
+    assert p.live_resources == 1
     # The plugin itself works, and the state comes back from the snapshot.
-    assert p.live_resources == 0
     with llmr.Breaker.restore(snapshot, plugin=p) as again:
         assert again.acquire(1) == llmr.Rejected(llmr.State.OPEN, 59_999)
+    limiter.close()
+    assert p.live_resources == 0
 
 
 def test_a_trap_inside_a_resource_call_is_typed() -> None:
