@@ -18,8 +18,9 @@
 //!   `github_pat_…`; AWS access key ids `AKIA…`/`ASIA…`; JWTs (`eyJ…`).
 //! - **A key wrapped over lines**: when a key's run ends at a line break, the next line's run
 //!   of key characters is taken as its continuation while the key is shorter than its shape's
-//!   full length, or when the continuation itself looks random (mixed letters and digits, at
-//!   least 8 characters) and is not followed by prose (a space, `:` or `=`).
+//!   full length, or when the continuation itself looks random (at least 8 characters, letters
+//!   mixed with digits or upper case inside, or a number of 16 digits or more) and is not the
+//!   name of the next header or parameter (no `:`, not followed by `:` or `=`).
 //! - **The token after `Bearer`**, and a `Basic` credential that decodes to `user:password`.
 //! - **The value of any secret-named header, field or parameter**, in `Name: value`,
 //!   `name=value`, JSON `"name": "value"`, escaped JSON `\"name\":\"value\"` and Python
@@ -102,7 +103,7 @@ struct Shape {
     class: Class,
     /// The fewest characters after the prefix for a match.
     min: usize,
-    /// How many characters after the prefix a whole key has (the shortest real one, for shapes
+    /// How many characters after the prefix a whole key has (the longest real one, for shapes
     /// of varying length): a shorter run that ends at a line break continues on the next line.
     full: usize,
     /// Whether the prefix must start a word (for prefixes that can end ordinary words).
@@ -113,10 +114,10 @@ struct Shape {
 const SHAPES: &[Shape] = &[
     shape("sk-or-v1-", Class::Key, 1, 64, false),
     shape("sk-or-", Class::Key, 1, 64, false),
-    shape("sk-ant-", Class::Key, 1, 100, false),
-    shape("sk-proj-", Class::Key, 1, 100, false),
-    shape("sk-svcacct-", Class::Key, 1, 100, false),
-    shape("sk-admin-", Class::Key, 1, 100, false),
+    shape("sk-ant-", Class::Key, 1, 101, false),
+    shape("sk-proj-", Class::Key, 1, 156, false),
+    shape("sk-svcacct-", Class::Key, 1, 156, false),
+    shape("sk-admin-", Class::Key, 1, 156, false),
     // Any other `sk-…`: long enough not to be "risk-free" (a masked one is handled apart).
     shape("sk-", Class::Key, 20, 48, false),
     shape("AIza", Class::Key, 30, 35, false),
@@ -278,8 +279,20 @@ fn direct_pass(text: &str) -> Vec<Span> {
     while i < text.len() {
         if let Some((keep, len)) = secret_at(text, i) {
             let start = i.saturating_add(keep);
-            let end = start.saturating_add(len);
+            let mut end = start.saturating_add(len);
             spans.push((start, end));
+            // A secret that ends a line may go on at the start of the next one (a wrapped
+            // cookie line, a value inside a longer one).
+            while let Some(brk) = line_break(bytes_at(text, end)) {
+                let next = end + brk;
+                let m = run(bytes_at(text, next), Class::Value);
+                let continuation = text.as_bytes().get(next..next + m).unwrap_or(&[]);
+                if m == 0 || !looks_random(continuation, bytes_at(text, next + m)) {
+                    break;
+                }
+                spans.push((next, next + m));
+                end = next + m;
+            }
             i = end;
             continue;
         }
@@ -366,8 +379,8 @@ fn line_break(s: &[u8]) -> Option<usize> {
 }
 
 /// Whether a continuation line's run looks like the rest of a random key rather than a word:
-/// long enough, letters mixed with digits (or upper case inside it), no `:` (a header name),
-/// and not followed by prose.
+/// long enough, letters mixed with digits (or upper case inside it, or a long number), and not
+/// a header or parameter name (no `:`, not followed by `:` or `=`).
 fn looks_random(run_bytes: &[u8], after: &[u8]) -> bool {
     if run_bytes.len() < MIN_RANDOM_CONTINUATION || run_bytes.contains(&b':') {
         return false;
@@ -381,11 +394,10 @@ fn looks_random(run_bytes: &[u8], after: &[u8]) -> bool {
     let alpha = run_bytes.iter().any(u8::is_ascii_alphabetic);
     let lower = run_bytes.iter().any(u8::is_ascii_lowercase);
     let inner_upper = run_bytes.iter().skip(1).any(u8::is_ascii_uppercase);
-    let random = (digit && alpha) || (lower && inner_upper);
-    let clean_end = match after.first() {
-        None => true,
-        Some(b) => line_break(after).is_some() || !matches!(b, b' ' | b'\t' | b':' | b'='),
-    };
+    let long_number = !alpha && run_bytes.len() >= 16;
+    let random = (digit && alpha) || (lower && inner_upper) || long_number;
+    // Followed by `:` or `=`, it is the name of the next header or parameter.
+    let clean_end = !matches!(after.first(), Some(b':' | b'='));
     random && clean_end
 }
 

@@ -290,7 +290,7 @@ fn a_line_after_a_key_is_not_eaten() {
     let cases = [
         format!("{OPENROUTER}\nYou can find your key at https://openrouter.ai/keys"),
         format!("Authorization: Bearer {JWT}\nX-Request-Id: 0123abcd-4567"),
-        format!("x-api-key: abc123\nContent-Type: application/json"),
+        "x-api-key: abc123\nContent-Type: application/json".to_string(),
         format!("{OPENAI_LEGACY}\nInternationalization 12345678 done"),
     ];
     let kept = [
