@@ -69,6 +69,8 @@ pub const MAX_NAME_BYTES: usize = 64;
 pub const MAX_SPACES: usize = 16;
 /// A base64 run shorter than this is not decoded (the shortest key shape encodes to more).
 const MIN_BASE64_RUN: usize = 24;
+/// Decoded base64 is scanned only in printable runs at least this long (`token=abc` is 9).
+const MIN_PRINTABLE_RUN: usize = 8;
 /// A line continuation must be at least this long to be taken for the rest of a key on its
 /// looks alone.
 const MIN_RANDOM_CONTINUATION: usize = 8;
@@ -276,8 +278,11 @@ fn merge(mut spans: Vec<Span>) -> Vec<Span> {
 fn direct_pass(text: &str) -> Vec<Span> {
     let mut spans = Vec::new();
     let mut i = 0;
+    let bytes = text.as_bytes();
     while i < text.len() {
-        if let Some((keep, len)) = secret_at(text, i) {
+        if may_start_secret(bytes, i)
+            && let Some((keep, len)) = secret_at(text, i)
+        {
             let start = i.saturating_add(keep);
             let mut end = start.saturating_add(len);
             spans.push((start, end));
@@ -303,6 +308,29 @@ fn direct_pass(text: &str) -> Vec<Span> {
         i += step;
     }
     spans
+}
+
+/// A cheap test of whether any detector can match at byte `i`: at a word start (a name, a
+/// scheme, a key), at a `:` (a URL's userinfo), or inside a word where a key prefix begins.
+fn may_start_secret(bytes: &[u8], i: usize) -> bool {
+    let Some(&b) = bytes.get(i) else {
+        return false;
+    };
+    let word_start = i == 0 || !bytes.get(i - 1).copied().is_some_and(is_name_byte);
+    if word_start {
+        return b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':');
+    }
+    let next = bytes.get(i + 1).copied().unwrap_or(0);
+    matches!(
+        (b, next),
+        (b':', b'/')
+            | (b's', b'k')
+            | (b'A', b'I' | b'K' | b'S')
+            | (b'g', b's' | b'h' | b'i')
+            | (b'x', b'a')
+            | (b'h', b'f')
+            | (b'e', b'y')
+    )
 }
 
 /// A secret starting at byte `i` of `text`: how many bytes to keep verbatim (a header name, a
@@ -825,6 +853,24 @@ fn decode_base64(run: &[u8], shift: usize) -> Vec<u8> {
     out
 }
 
+/// The runs of printable ASCII (at least [`MIN_PRINTABLE_RUN`] long) in decoded bytes, joined
+/// by blank lines. Text that was encoded is printable; the bytes a wrong alignment or a prefix
+/// of non-base64 letters decode to are not, and are skipped instead of scanned.
+fn printable_runs(decoded: &[u8]) -> String {
+    let mut out = String::new();
+    for part in
+        decoded.split(|b| !(b.is_ascii_graphic() || matches!(b, b' ' | b'\t' | b'\n' | b'\r')))
+    {
+        if part.len() >= MIN_PRINTABLE_RUN {
+            if !out.is_empty() {
+                out.push_str("\n\n");
+            }
+            out.extend(part.iter().map(|b| char::from(*b)));
+        }
+    }
+    out
+}
+
 /// Base64 runs that decode to text holding a secret: redacted whole.
 fn base64_pass(text: &str, depth: usize, spans: &mut Vec<Span>) {
     let bytes = text.as_bytes();
@@ -838,8 +884,8 @@ fn base64_pass(text: &str, depth: usize, spans: &mut Vec<Span>) {
         if len >= MIN_BASE64_RUN {
             let run_bytes = bytes.get(i..i + len).unwrap_or(&[]);
             let holds_secret = (0..4).any(|shift| {
-                let decoded = decode_base64(run_bytes, shift);
-                !scan(&String::from_utf8_lossy(&decoded), depth + 1).is_empty()
+                let text = printable_runs(&decode_base64(run_bytes, shift));
+                !text.is_empty() && !scan(&text, depth + 1).is_empty()
             });
             if holds_secret {
                 spans.push((i, i + len));
