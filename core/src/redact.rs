@@ -30,7 +30,8 @@
 //!   such as `accesstoken`: `Authorization`, `X-Auth-Token`, `Ocp-Apim-Subscription-Key`,
 //!   `access_token`, `client_secret`, `X-Amz-Signature`, `Set-Cookie`, `apiKey`, … . An
 //!   authorization scheme (`Bearer`, `Basic`, `AWS4-HMAC-SHA256` …) in front of the credential
-//!   is kept.
+//!   is kept, and so is Rust's `Debug` wrapping (`password: Some("[REDACTED]")`). A value that
+//!   ends a line goes on at the start of the next one when that looks random (the rule above).
 //! - **The password of a URL's userinfo**: `https://user:PW@host` → `https://user:[REDACTED]@host`.
 //! - **Encoded secrets**: the text is also read percent-decoded (`api%5Fkey=…`, a key written
 //!   as `%73%6B%2D…`) and JSON-unescaped (`\u0073k-…`, `\"token\":…`, `…\n…` in a body that was
@@ -43,7 +44,8 @@
 //! Token counts and the words around them: plural `tokens` is a count, not a credential
 //! (`max_tokens`, `prompt_tokens`, `x-ratelimit-remaining-tokens`), names with a counting part
 //! (`token_count`, `token_limit`, `key_type`, `public_key`) are not secret names, an unquoted
-//! number or JSON literal after a `:` is not a credential (`"token": 4096`), and "Token limit
+//! number or literal after a `:` is not a credential (`"token": 4096`, `"api_key": null`,
+//! `password: None`), and "Token limit
 //! exceeded: 4096 tokens" has no secret name right before its `:`. Model names, request ids and
 //! trace ids are kept, so a bare 32-hex Azure key or a bare 40-character AWS secret key with no
 //! name in front cannot be told from a trace id and is not redacted; they travel in named
@@ -53,8 +55,10 @@
 //! # Bounded work
 //!
 //! Every pass is a left-to-right scan with no backtracking: a failed match at one position
-//! reads at most a constant number of bytes (a name is at most [`MAX_NAME_BYTES`] long, space
-//! runs at most [`MAX_SPACES`]), and a successful one consumes what it read. The decoded views
+//! reads a constant number of bytes (a name is at most [`MAX_NAME_BYTES`] long, space runs at
+//! most [`MAX_SPACES`], a key shape that fails is shorter than its minimum) or bytes that no
+//! later position starts a match in (the rest of a word, the line after a secret), and a
+//! successful one consumes what it read. The decoded views
 //! are built once per text, nested at most [`MAX_DEPTH`] levels (a percent-encoded base64
 //! credential is two levels), and each base64 run is decoded four times, so the total work is a
 //! constant multiple of the input length.
