@@ -30,6 +30,32 @@ fn classify(c: &mut Criterion) {
     });
 }
 
+/// Redaction of typical error texts, and of 64 KiB bodies (plain, JSON-escaped, base64).
+fn redact(c: &mut Criterion) {
+    use llm_resilience::redact::redact;
+    let message = std::str::from_utf8(OPENAI_429).unwrap_or_default();
+    c.bench_function("redact/openai-429", |b| {
+        b.iter(|| redact(black_box(message)))
+    });
+    let prose = "The model's maximum context length is 8192 tokens. However, you requested \
+                 9000 tokens (5000 in the messages, 4000 in the completion). "
+        .repeat(512);
+    let escaped = serde_json::to_string(&prose).unwrap_or_default();
+    let base64: String = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODkw"
+        .repeat(1600)
+        .chars()
+        .collect();
+    for (name, text) in [
+        ("prose-64k", &prose),
+        ("escaped-64k", &escaped),
+        ("base64-64k", &base64),
+    ] {
+        c.bench_function(&format!("redact/{name}"), |b| {
+            b.iter(|| redact(black_box(text)))
+        });
+    }
+}
+
 fn breaker(c: &mut Criterion) {
     let mut breaker = Breaker::new(BreakerConfig::default()).unwrap();
     let mut now = 0u64;
@@ -87,5 +113,5 @@ fn retry(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, classify, breaker, ratelimit, retry);
+criterion_group!(benches, classify, redact, breaker, ratelimit, retry);
 criterion_main!(benches);

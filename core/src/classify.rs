@@ -28,8 +28,9 @@
 //! only the first [`MAX_BODY_BYTES`] of the body are read (errors state themselves at the start),
 //! at most [`MAX_HEADERS`] headers, no header longer than [`MAX_HEADER_BYTES`], at most
 //! [`MAX_TRANSPORT_BYTES`] of a transport message, and nested errors are followed at most four
-//! levels deep. Nothing here panics: all slicing is done at checked character boundaries and all
-//! arithmetic saturates.
+//! levels deep. A cut backs off to the start of the word it falls in (at most 1 KiB), so a key
+//! at a cap is not left as a head too short to be recognised and redacted. Nothing here
+//! panics: all slicing is done at checked character boundaries and all arithmetic saturates.
 //!
 //! # Why `unknown` is not retryable
 //!
@@ -214,7 +215,7 @@ pub fn classify(input: &ClassifyInput<'_>) -> Classification {
     let should_retry = headers.should_retry();
 
     if let Some(transport) = input.transport {
-        let text = text::prefix(transport, MAX_TRANSPORT_BYTES);
+        let text = text::prefix_whole(transport, MAX_TRANSPORT_BYTES);
         let (kind, tls) = rules::kind_from_transport(text);
         let retryable = should_retry.unwrap_or(default_retryable(kind) && !tls);
         return Classification {
@@ -230,7 +231,11 @@ pub fn classify(input: &ClassifyInput<'_>) -> Classification {
         };
     }
 
-    let body_bytes = input.body.get(..MAX_BODY_BYTES).unwrap_or(input.body);
+    // Cut between words, so a key at the cap is not left as a head too short to recognise.
+    let body_bytes = input
+        .body
+        .get(..text::cut_point(input.body, MAX_BODY_BYTES))
+        .unwrap_or(input.body);
     let body_text = String::from_utf8_lossy(body_bytes);
     let found = body::extract(&body_text);
 
@@ -556,6 +561,49 @@ mod tests {
         assert!(got.message.len() <= MAX_MESSAGE_BYTES);
         assert!(got.message.contains("[REDACTED]"));
         assert!(!got.message.contains("sk-or-v1"));
+    }
+
+    #[test]
+    fn a_key_at_an_input_cap_is_not_cut_into_an_unrecognisable_head() {
+        // The cap falls 29 key characters into the key: too few to be an `AIza` key on their
+        // own, so a cut there would leave them in the message.
+        let key = "AIzaSyFAKE0123456789abcdefghijklmnopq";
+        // `head`, spaces, then `tail` and the key, so that the cap falls 29 key characters in.
+        let at_cap = |head: &str, tail: &str, cap: usize| {
+            let room = cap - head.len() - tail.len() - 29;
+            format!("{head}{}{tail}{key}", " ".repeat(room))
+        };
+        // An HTML page read up to 16 KiB, whose title ends at the cap.
+        let html = at_cap("<html><head>", "<title>401: bad key ", 16 * 1024) + "</title>";
+        // A stream read up to the body cap, whose error event ends at the cap.
+        let sse = at_cap(
+            ": keep-alive\n\n",
+            "event: error\ndata: bad key ",
+            MAX_BODY_BYTES,
+        );
+        // A transport message at its cap.
+        let transport = at_cap("request failed:", " bad key ", MAX_TRANSPORT_BYTES);
+        let outputs = [
+            classify_response(Some(401), &[], html.as_bytes(), None).message,
+            classify_response(Some(200), &[], sse.as_bytes(), None).message,
+            classify_transport(&transport).message,
+        ];
+        for out in outputs {
+            assert!(!out.contains("AIza"), "{out}");
+        }
+        assert_eq!(
+            text::prefix_whole(&html, 16 * 1024).len(),
+            16 * 1024 - 29,
+            "the cut backs off to the key's start"
+        );
+    }
+
+    #[test]
+    fn a_key_wrapped_in_an_html_title_is_redacted_whole() {
+        let body = "<html><title>401: invalid key sk-or-v1-0123456789abcdef\n  0123456789abcdef0123456789abcdef0123456789abcdef</title></html>";
+        let body = body.replace("\\n", "\n");
+        let got = classify_response(Some(401), &[], body.as_bytes(), None);
+        assert_eq!(got.message, "401: invalid key [REDACTED]");
     }
 
     #[test]

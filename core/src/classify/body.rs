@@ -114,7 +114,7 @@ pub(super) fn extract(body: &str) -> Found {
         && let Ok(value) = serde_json::from_str::<Value>(trimmed)
     {
         if !read_json(&value, 0, &mut found) {
-            found.plain = text::prefix(trimmed, MAX_PLAIN_SIGNAL_BYTES).to_string();
+            found.plain = text::prefix_whole(trimmed, MAX_PLAIN_SIGNAL_BYTES).to_string();
         }
         return found.finish();
     }
@@ -461,7 +461,7 @@ fn read_metadata<'v>(error: &'v Map<String, Value>, found: &mut Found) -> Option
 /// An HTML error page: the `<title>` (else the first `<h1>`) is the message, and a status in it
 /// (`"example.com | 524: A timeout occurred"`) is the status when the response gave none.
 fn read_html(html: &str, found: &mut Found) {
-    let head = text::prefix(html, MAX_PLAIN_SIGNAL_BYTES);
+    let head = text::prefix_whole(html, MAX_PLAIN_SIGNAL_BYTES);
     let title = element_text(head, "title").or_else(|| element_text(head, "h1"));
     if let Some(title) = title.filter(|t| !t.is_empty()) {
         found.signal(&title);
@@ -471,7 +471,9 @@ fn read_html(html: &str, found: &mut Found) {
 }
 
 /// The text of the first `<tag …>…</tag>`, with entities decoded and whitespace collapsed.
-/// Offsets come from an ASCII lower-case copy, which keeps every byte where it was.
+/// Offsets come from an ASCII lower-case copy, which keeps every byte where it was. Secrets are
+/// redacted before whitespace is collapsed: a key wrapped over two lines is still one key then,
+/// and would be two words after.
 fn element_text(html: &str, tag: &str) -> Option<String> {
     let lower = html.to_ascii_lowercase();
     let open = lower.find(&format!("<{tag}"))?;
@@ -480,8 +482,8 @@ fn element_text(html: &str, tag: &str) -> Option<String> {
         .saturating_add(1);
     let content_len = lower.get(content_start..)?.find(&format!("</{tag}"))?;
     let inner = html.get(content_start..content_start.saturating_add(content_len))?;
-    let collapsed = inner.split_whitespace().collect::<Vec<_>>().join(" ");
-    Some(decode_entities(&collapsed))
+    let redacted = crate::redact::redact(&decode_entities(inner));
+    Some(redacted.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 fn decode_entities(s: &str) -> String {

@@ -15,6 +15,50 @@ pub(super) fn prefix(s: &str, max: usize) -> &str {
     s.get(..end).unwrap_or("")
 }
 
+/// How far [`prefix_whole`] backs off to avoid cutting a word in two.
+const MAX_BACK_OFF: usize = 1024;
+
+/// Whether a byte can be inside a secret (a key, a token, an encoded run): anything but
+/// whitespace and the punctuation that delimits values.
+fn in_word(b: u8) -> bool {
+    !b.is_ascii_whitespace()
+        && !matches!(
+            b,
+            b'"' | b'\'' | b'<' | b'>' | b',' | b';' | b'(' | b')' | b'[' | b']' | b'{' | b'}'
+        )
+}
+
+/// Where to cut `bytes` to at most `max` bytes without cutting a word in two: a key cut at an
+/// input cap would leave a head too short to be recognised and redacted (a 29-character
+/// `AIza…` head). Backs off to the start of the word the cap falls in, at most
+/// [`MAX_BACK_OFF`] bytes (a longer run is cut where the cap falls).
+pub(super) fn cut_point(bytes: &[u8], max: usize) -> usize {
+    if bytes.len() <= max {
+        return bytes.len();
+    }
+    let inside = |at: usize| {
+        at > 0
+            && bytes.get(at).copied().is_some_and(in_word)
+            && bytes.get(at - 1).copied().is_some_and(in_word)
+    };
+    if !inside(max) {
+        return max;
+    }
+    let floor = max.saturating_sub(MAX_BACK_OFF);
+    let mut at = max;
+    while at > floor && bytes.get(at - 1).copied().is_some_and(in_word) {
+        at -= 1;
+    }
+    // Stopped at the word's start (or the text's), or the word is longer than the back-off.
+    let at_word_start = at == 0 || !bytes.get(at - 1).copied().is_some_and(in_word);
+    if at_word_start { at } else { max }
+}
+
+/// [`prefix`], but never cutting a word in two (see [`cut_point`]).
+pub(super) fn prefix_whole(s: &str, max: usize) -> &str {
+    prefix(s, cut_point(s.as_bytes(), max))
+}
+
 /// The text after the first occurrence of `pat` in `text`.
 pub(super) fn after<'t>(text: &'t str, pat: &str) -> Option<&'t str> {
     let at = text.find(pat)?;
@@ -216,6 +260,22 @@ mod tests {
         assert_eq!(prefix("héllo", 3), "hé");
         assert_eq!(prefix("abc", 10), "abc");
         assert_eq!(prefix("🙂", 3), "");
+    }
+
+    #[test]
+    fn cuts_keep_words_whole() {
+        assert_eq!(prefix_whole("key=AIzaSyFAKE012345 tail", 10), "");
+        assert_eq!(prefix_whole("error: AIzaSyFAKE012345 tail", 12), "error: ");
+        assert_eq!(prefix_whole("error: AIza tail", 12), "error: AIza ");
+        assert_eq!(prefix_whole("short", 10), "short");
+        assert_eq!(prefix_whole("ab cd", 3), "ab ");
+        // A run longer than the back-off is cut where the cap falls.
+        let long = "x".repeat(MAX_BACK_OFF * 3);
+        assert_eq!(
+            prefix_whole(&long, MAX_BACK_OFF * 2).len(),
+            MAX_BACK_OFF * 2
+        );
+        assert_eq!(cut_point(b"{\"k\":\"secret\"}", 10), 6);
     }
 
     #[test]
