@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"errors"
+	"sync"
 	"time"
 	"unsafe"
 )
@@ -94,6 +95,9 @@ func handleError(r C.LlmrResult, message *C.char) error {
 		return ErrExceedsBurst
 	case C.LLMR_INVALID_ARGUMENT:
 		return ErrInvalidArgument
+	case C.LLMR_INVALID_HANDLE:
+		// The library's own check of a freed handle (the guard keeps Go from getting here).
+		return ErrClosed
 	default:
 		return resultError(uint32(r))
 	}
@@ -123,4 +127,44 @@ func newFromJSON(text []byte, ctor func(p *C.char, n C.size_t, errOut **C.char) 
 func takeString(s *C.char) string {
 	defer C.llmr_string_free(s)
 	return C.GoString(s)
+}
+
+// handleGuard makes Close safe to call while other goroutines use the handle. Every method
+// enters the guard around its C call; Close takes it exclusively, so it waits for the calls in
+// progress (each is short: the library never blocks) and then frees the C object, while the
+// calls that come later see the handle closed and return ErrClosed. Without it, a Close racing
+// with a call freed the object under the call: a use-after-free in the library, seen as a
+// hang on a lock inside freed memory. A plain closed flag (even set by a compare-and-swap) is
+// not enough: a call can load the flag, then Close frees, then the call goes on.
+//
+// A method must leave the guard before it runs user code (a callback), and must not enter
+// the same guard twice (a read lock is not re-entrant while Close waits).
+type handleGuard struct {
+	mu     sync.RWMutex
+	closed bool
+}
+
+// enter reports whether the handle is open; if so the caller must call leave after its C call.
+func (g *handleGuard) enter() bool {
+	g.mu.RLock()
+	if g.closed {
+		g.mu.RUnlock()
+		return false
+	}
+	return true
+}
+
+// leave ends a call that enter admitted.
+func (g *handleGuard) leave() { g.mu.RUnlock() }
+
+// close runs free once, after the calls in progress have left; it reports whether it did.
+func (g *handleGuard) close(free func()) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return false
+	}
+	g.closed = true
+	free()
+	return true
 }
