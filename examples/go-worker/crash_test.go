@@ -289,6 +289,9 @@ func TestKillNineLosesNothingAndAnswersNothingTwice(t *testing.T) {
 	if st, err := os.Stat(filepath.Join(state, journalFile)); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("journal: %v, %v", st, err)
 	}
+	if names := dirNames(t, state); names != journalFile {
+		t.Errorf("the state dir holds %s; want only the journal (no temporary file left by a kill)", names)
+	}
 	fmt.Printf("[go-worker] kill -9 (seed %d): %d kills (%d start-up, %d first run, %d resumed) in %v, %d runs; jobs %d: lost %d, answered twice %d, finished without job_done %d; %d requests\n",
 		seed, kills, startupKills, kills-startupKills-resumedKills, resumedKills, killPhase.Round(time.Millisecond),
 		runs, len(workload.Jobs), lost, twice, silent, requests)

@@ -444,6 +444,16 @@ func (j *journal) compact() error {
 }
 
 func (j *journal) compactLocked() error {
+	if j.f == nil {
+		// The first compaction of a run: temporary files of a process killed mid-compaction
+		// (or mid-probe) are garbage now.
+		for _, pattern := range []string{"." + journalFile + ".tmp-*", ".probe-*"} {
+			stale, _ := filepath.Glob(filepath.Join(j.dir, pattern))
+			for _, f := range stale {
+				os.Remove(f)
+			}
+		}
+	}
 	s := j.state
 	var buf bytes.Buffer
 	add := func(r record) error {

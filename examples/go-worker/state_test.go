@@ -381,6 +381,23 @@ func TestJournalStaysBounded(t *testing.T) {
 	if names := dirNames(t, dir); names != journalFile {
 		t.Errorf("state dir holds %s", names)
 	}
+	// A compaction killed before its rename leaves a temporary file: the next start's
+	// compaction removes it.
+	j.close()
+	if err := os.WriteFile(filepath.Join(dir, "."+journalFile+".tmp-123"), []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	j2, err := openJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j2.close()
+	if err := j2.compact(); err != nil {
+		t.Fatal(err)
+	}
+	if names := dirNames(t, dir); names != journalFile {
+		t.Errorf("after a start-up compaction the state dir holds %s", names)
+	}
 }
 
 // The finished ids are kept for de-duplication, the latest maxFinishedIDs of them.
