@@ -181,7 +181,7 @@ func TestCloseRacingWithUse(t *testing.T) {
 				if _, err := counter.CountMessages([]Message{{Role: RoleUser, Content: "hi"}}, nil); err != nil {
 					return err
 				}
-				_, err := Trim(ContextSettings{ContextWindow: 1000}, TrimInput{Latest: Message{Role: RoleUser, Content: "hi"}}, counter)
+				_, err := Trim(ContextSettings{ContextWindow: 8000}, TrimInput{Latest: Message{Role: RoleUser, Content: "hi"}}, counter)
 				return err
 			}, counter.Close)
 
