@@ -20,15 +20,20 @@ import (
 
 // closeRace runs use from `workers` goroutines, `rounds` times each, while Close runs after a
 // random number of uses; use returns the call's error. It fails on an error other than
-// ErrClosed, on a hang (10 s), and when no call saw the closed handle or none got through.
+// ErrClosed, on a hang (60 s), and when no call saw the closed handle or none got through.
 func closeRace(t *testing.T, name string, workers int, use func() error, closeFn func() error) {
 	t.Helper()
 	var ok, closed atomic.Int64
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	errs := make(chan error, workers)
-	const rounds = 400
-	closeAfter := int64(rand.IntN(workers * rounds / 2))
+	rounds := 400
+	if debugGC { // a GC before every C call (the llmr_debug tag): far slower, fewer rounds
+		rounds = 20
+	}
+	// Close after an eighth to a half of the uses have started: some finish before it.
+	total := workers * rounds
+	closeAfter := int64(total/8 + rand.IntN(total*3/8))
 	var calls atomic.Int64
 	var closeOnce sync.Once
 	for range workers {
@@ -62,8 +67,8 @@ func closeRace(t *testing.T, name string, workers int, use func() error, closeFn
 	}()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s: Close racing with use hung", name)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("%s: Close racing with use hung (60 s)", name)
 	}
 	close(errs)
 	for err := range errs {
