@@ -558,6 +558,12 @@ func syncDir(dir string) error {
 func (j *journal) appendRecords(sync bool, recs ...record) error {
 	var buf bytes.Buffer
 	for _, r := range recs {
+		// What replay would reject must never reach the file (it would stop the next start).
+		if r.Progress != nil {
+			if err := r.Progress.check(); err != nil {
+				return fmt.Errorf("%s: progress of %s: %w", journalFile, r.ID, err)
+			}
+		}
 		line, err := encodeRecord(r)
 		if err != nil {
 			return err
