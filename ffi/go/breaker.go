@@ -528,8 +528,8 @@ func RestoreBreakerWith(snapshot []byte, onStateChange func(from, to State)) (*B
 }
 
 // Close releases the breaker. It is idempotent; afterwards every method returns ErrClosed
-// (or the zero value). It may run concurrently with other calls on the same Breaker: it waits
-// for the calls in progress.
+// (or the zero value). It may run concurrently with other calls on the same Breaker: a call in
+// progress finishes safely, later ones return ErrClosed.
 func (b *Breaker) Close() error {
 	b.g.close(func() {
 		b.cleanup.Stop()
@@ -812,8 +812,8 @@ func RestoreBreakerSet(snapshot []byte) (*BreakerSet, error) {
 	return newBreakerSet(h), nil
 }
 
-// Close releases the set; idempotent. It may run concurrently with other calls: it waits for
-// the calls in progress, and later ones return ErrClosed.
+// Close releases the set; idempotent. It may run concurrently with other calls: a call in
+// progress finishes safely, later ones return ErrClosed.
 func (s *BreakerSet) Close() error {
 	s.g.close(func() {
 		s.cleanup.Stop()

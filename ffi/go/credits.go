@@ -336,8 +336,8 @@ func RestoreCreditMonitor(snapshot []byte) (*CreditMonitor, error) {
 }
 
 // Close releases the monitor. Calling it again does nothing; other methods then return
-// ErrClosed. Close may run concurrently with other methods: it waits for the calls in
-// progress.
+// ErrClosed. Close may run concurrently with other methods: a call in progress
+// finishes safely, later ones return ErrClosed.
 func (m *CreditMonitor) Close() error {
 	m.g.close(func() {
 		m.cleanup.Stop()

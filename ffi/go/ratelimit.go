@@ -80,8 +80,8 @@ type Verdict struct {
 // (Allow calls AllowAt(session, time.Now())): tests and replays drive the twins.
 //
 // Close releases the C handle; a Limiter that is garbage collected without Close is released
-// by a cleanup. Close may run concurrently with other methods: it waits for the calls in
-// progress, and later calls return ErrClosed.
+// by a cleanup. Close may run concurrently with other methods: a call in progress
+// finishes safely, later calls return ErrClosed.
 type Limiter struct {
 	ptr     *C.LlmrRateLimiter
 	g       handleGuard

@@ -181,8 +181,8 @@ func NewRetryPolicy(s RetrySettings) (*RetryPolicy, error) {
 }
 
 // Close releases the policy; calling it again does nothing. It may run concurrently with
-// Start or with Decide on its calls: it waits for those in progress, and later ones panic
-// with an error wrapping ErrClosed.
+// Start or with Decide on its calls: those in progress finish safely, later ones panic with
+// an error wrapping ErrClosed.
 func (p *RetryPolicy) Close() error {
 	p.g.close(func() {
 		p.cleanup.Stop()
@@ -220,7 +220,7 @@ func NewRetryBudget(s BudgetSettings) (*RetryBudget, error) {
 }
 
 // Close releases the budget; calling it again does nothing. It may run concurrently with
-// other uses of the budget: it waits for those in progress.
+// other uses of the budget: those in progress finish safely.
 func (b *RetryBudget) Close() error {
 	b.g.close(func() {
 		b.cleanup.Stop()
@@ -297,7 +297,7 @@ func (p *RetryPolicy) Start(now time.Time, seed uint64, budget *RetryBudget) *Re
 }
 
 // Close releases the call; calling it again does nothing. It may run concurrently with
-// Decide: it waits for a decision in progress, and later ones panic with ErrClosed.
+// Decide: a decision in progress finishes safely, later ones panic with ErrClosed.
 func (c *RetryCall) Close() error {
 	c.g.close(func() {
 		c.cleanup.Stop()

@@ -135,8 +135,8 @@ func NewUpperBoundCounter() (*TokenCounter, error) {
 }
 
 // Close releases the counter. Calling it again does nothing; other methods then return
-// ErrClosed (Trim with it too). Close may run concurrently with other methods: it waits for
-// the counts in progress.
+// ErrClosed (Trim with it too). Close may run concurrently with other methods: a count in
+// progress finishes safely, later ones return ErrClosed.
 func (c *TokenCounter) Close() error {
 	c.g.close(func() {
 		c.cleanup.Stop()
