@@ -1,8 +1,9 @@
 package worker
 
 // Jobs come from a JobSource so that production can plug its queue in; the mock's
-// GET /mock/jobs is one source. Taking a batch from a source acknowledges it: from then on the
-// worker owns those jobs, and a shutdown persists every one it has not finished.
+// GET /mock/jobs is one source. The worker journals a batch's jobs as accepted right after
+// Take, before any call (an AckingSource is acknowledged then); from that point a shutdown or
+// a crash resumes every one it has not finished.
 
 import (
 	"context"
@@ -66,6 +67,18 @@ type Batch struct {
 type JobSource interface {
 	// Take hands over the jobs of one run.
 	Take(ctx context.Context) (Batch, error)
+}
+
+// AckingSource is a JobSource that wants to know when the worker owns the jobs for good: Ack
+// is called with the jobs of a Take once the journal holds them durably (with a state dir;
+// without one, at once). A queue should acknowledge its messages there, not in Take: a crash
+// between the two then redelivers them instead of losing them, and the journal de-duplicates
+// the redelivery by job id.
+type AckingSource interface {
+	JobSource
+	// Ack acknowledges the jobs of the latest Take (the ones the worker kept after
+	// de-duplication).
+	Ack(ctx context.Context, b Batch) error
 }
 
 // MockJobs takes the workload from the mock's GET {BaseURL}/mock/jobs.

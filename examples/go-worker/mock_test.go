@@ -39,6 +39,12 @@ type mockServer struct {
 // the command that builds it.
 func startMock(t *testing.T, scenario string) *mockServer {
 	t.Helper()
+	return startMockFile(t, filepath.Join(repoRoot, "examples", "scenarios", scenario+".json"))
+}
+
+// startMockFile starts the mock with the scenario file at path.
+func startMockFile(t *testing.T, path string) *mockServer {
+	t.Helper()
 	bin := os.Getenv("LLMR_MOCK_BIN")
 	if bin == "" {
 		bin = filepath.Join(repoRoot, "target", "release", "mock-openrouter")
@@ -47,7 +53,7 @@ func startMock(t *testing.T, scenario string) *mockServer {
 		t.Fatalf("the mock binary %s is missing (%v): build it with `cargo build --release -p mock-openrouter` "+
 			"from the repository root, or set LLMR_MOCK_BIN", bin, err)
 	}
-	cmd := exec.Command(bin, "--scenario", filepath.Join(repoRoot, "examples", "scenarios", scenario+".json"))
+	cmd := exec.Command(bin, "--scenario", path)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -272,9 +272,9 @@ func TestShutdownWhileHoldingForCredit(t *testing.T) {
 	if !res.Shutdown || res.Held == 0 || res.Persisted == 0 || res.Lost != 0 {
 		t.Fatalf("%+v; want a shutdown during a hold, persisted > 0 and lost == 0", res)
 	}
-	batch, progress, ok, err := loadJobs(dir)
-	if err != nil || !ok {
-		t.Fatalf("jobs.json: %v (found %v)", err, ok)
+	batch, progress, _, err := readJournal(dir)
+	if err != nil {
+		t.Fatalf("journal: %v", err)
 	}
 	persisted := map[string]bool{}
 	for _, j := range batch.Jobs {
@@ -291,7 +291,7 @@ func TestShutdownWhileHoldingForCredit(t *testing.T) {
 		}
 	}
 	if len(batch.Jobs) != res.Persisted {
-		t.Errorf("jobs.json holds %d jobs, the result says %d persisted", len(batch.Jobs), res.Persisted)
+		t.Errorf("the journal holds %d unfinished jobs, the result says %d persisted", len(batch.Jobs), res.Persisted)
 	}
 	// The persisted jobs keep their counts: as many attempts as requests they sent.
 	sent := requestsPerJob(ev)
@@ -340,8 +340,12 @@ func TestNoKeyInEventsOrState(t *testing.T) {
 		t.Fatal("no failure message was logged: the scenario exercised nothing")
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "*"))
-	if len(files) < 3 {
-		t.Fatalf("state files %v; want the snapshots", files)
+	j, err := openJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snaps, _ := j.snapshots(); len(files) != 1 || snaps.Breakers == nil || snaps.Limiter == nil || snaps.Credits == nil {
+		t.Fatalf("state files %v; want the journal with the three snapshots", files)
 	}
 	for _, f := range files {
 		b, err := os.ReadFile(f)
@@ -385,10 +389,8 @@ func TestShutdownAndResume(t *testing.T) {
 	if len(sd) != 1 || num(sd[0]["persisted"]) != first.Persisted || num(sd[0]["in_flight"]) < 0 {
 		t.Fatalf("shutdown events %v", sd)
 	}
-	for _, f := range []string{jobsFile, breakersFile, limiterFile, creditsFile} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-			t.Fatalf("state file %s: %v", f, err)
-		}
+	if held, _, _, err := readJournal(dir); err != nil || len(held.Jobs) != first.Persisted {
+		t.Fatalf("the journal holds %d unfinished jobs (%v); the first run persisted %d", len(held.Jobs), err, first.Persisted)
 	}
 
 	second, ev2 := runOnce(t, context.Background(), m, func(o *Options) { o.StateDir = dir })
@@ -402,8 +404,8 @@ func TestShutdownAndResume(t *testing.T) {
 	if second.Lost != 0 || second.Persisted != 0 || second.Answered+second.Failed != second.Jobs {
 		t.Errorf("second run %+v", second)
 	}
-	if _, err := os.Stat(filepath.Join(dir, jobsFile)); !os.IsNotExist(err) {
-		t.Errorf("%s still there after every job finished (%v)", jobsFile, err)
+	if held, _, finished, err := readJournal(dir); err != nil || len(held.Jobs) != 0 || len(finished) != len(jobsDone(t, ev1))+len(jobsDone(t, ev2)) {
+		t.Errorf("after every job finished the journal holds %d unfinished and %d finished jobs (%v)", len(held.Jobs), len(finished), err)
 	}
 	// Every job of the workload finished exactly once across the two runs.
 	var batch Batch

@@ -1,9 +1,8 @@
 package worker
 
-// What survives a restart: the jobs a run took but did not finish, and the snapshots of the
-// breaker set, the limiter and the credit monitor (the package exports and restores them).
-// Every file is written to a temporary name and renamed, so a crash mid-write leaves the old
-// file or the new one, never half of one.
+// The state directory, and the layout written before the journal (journal.go): jobs.json
+// (the jobs a graceful shutdown persisted) and one file per snapshot. A worker started on such
+// a directory reads them once, writes their content to the journal and removes them.
 
 import (
 	"encoding/json"
@@ -14,7 +13,7 @@ import (
 	"path/filepath"
 )
 
-// The files of a state directory.
+// The files of the old layout.
 const (
 	jobsFile     = "jobs.json"
 	breakersFile = "breakers.json"
@@ -40,27 +39,6 @@ type jobProgress struct {
 	Shrinks  int `json:"shrinks"`
 }
 
-// writeAtomic writes data to dir/name through a temporary file and a rename.
-func writeAtomic(dir, name string, data []byte) error {
-	tmp, err := os.CreateTemp(dir, "."+name+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename there is nothing to remove
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, name))
-}
-
 // readState reads dir/name; a missing file is (nil, nil).
 func readState(dir, name string) ([]byte, error) {
 	if dir == "" {
@@ -73,7 +51,7 @@ func readState(dir, name string) ([]byte, error) {
 	return b, err
 }
 
-// loadJobs reads jobs.json; ok is false when there is none.
+// loadJobs reads the old layout's jobs.json; ok is false when there is none.
 func loadJobs(dir string) (b Batch, progress map[string]jobProgress, ok bool, err error) {
 	data, err := readState(dir, jobsFile)
 	if err != nil || data == nil {
@@ -87,34 +65,55 @@ func loadJobs(dir string) (b Batch, progress map[string]jobProgress, ok bool, er
 		return Batch{}, nil, false, fmt.Errorf("%s: version %d, want 1", jobsFile, p.Version)
 	}
 	for id, pr := range p.Progress {
-		if pr.Attempts < 0 || pr.Retries < 0 || pr.Shrinks < 0 || pr.Retries+pr.Shrinks > pr.Attempts {
-			return Batch{}, nil, false, fmt.Errorf("%s: progress of %s: %+v is not a count of attempts", jobsFile, id, pr)
+		if err := pr.check(); err != nil {
+			return Batch{}, nil, false, fmt.Errorf("%s: progress of %s: %w", jobsFile, id, err)
 		}
 	}
 	return p.Batch, p.Progress, true, nil
 }
 
-// saveJobs writes the unfinished jobs and their progress, or removes jobs.json when there
-// are none.
-func saveJobs(dir string, b Batch, progress map[string]jobProgress) error {
-	if len(b.Jobs) == 0 {
-		err := os.Remove(filepath.Join(dir, jobsFile))
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil
-		}
-		return err
-	}
-	data, err := json.Marshal(persistedJobs{Version: 1, Batch: b, Progress: progress})
-	if err != nil {
-		return err
-	}
-	return writeAtomic(dir, jobsFile, data)
-}
-
-// mkdirState creates the state directory (owner-only: it holds the customers' messages).
+// mkdirState creates the state directory, or tightens an existing one, to 0700 (it holds the
+// customers' messages), then proves it can be written: a file is created, written, fsynced
+// and removed, and the directory fsynced. A directory that cannot be written is an error now,
+// at start-up, before any job is taken — not at the first job's end or at the shutdown.
 func mkdirState(dir string) error {
+	fail := func(err error) error {
+		return fmt.Errorf("go-worker: the state directory %s cannot be used: %w", dir, err)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("go-worker: state dir: %w", err)
+		return fail(err)
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return fail(err)
+	}
+	if !st.IsDir() {
+		return fail(errors.New("not a directory"))
+	}
+	if st.Mode().Perm() != 0o700 {
+		if err := os.Chmod(dir, 0o700); err != nil {
+			return fail(err)
+		}
+	}
+	probe, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return fail(err)
+	}
+	_, werr := probe.Write([]byte("probe\n"))
+	if werr == nil {
+		werr = probe.Sync()
+	}
+	if cerr := probe.Close(); werr == nil {
+		werr = cerr
+	}
+	if rerr := os.Remove(probe.Name()); werr == nil {
+		werr = rerr
+	}
+	if werr == nil {
+		werr = syncDir(dir)
+	}
+	if werr != nil {
+		return fail(werr)
 	}
 	return nil
 }

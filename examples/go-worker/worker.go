@@ -1,8 +1,8 @@
 // Package worker is the AI worker loop a Go support-bot service writes around the
 // llm-resilience Go package: jobs from a queue, a pool of goroutines, a rate limit per chat
 // session, a breaker per model with fallback, context trimming with the exact token counter,
-// retries decided under a service-wide budget, credit alerts, and a graceful shutdown that
-// persists what it could not finish.
+// retries decided under a service-wide budget, credit alerts, a write-ahead journal that makes
+// a crash lose no job and answer none twice (journal.go), and a graceful shutdown.
 //
 // It exists to show — and to test against the mock OpenRouter — that the Go side of the
 // library is only plumbing: every decision (is this failure retryable, how long to wait, how
@@ -39,8 +39,14 @@ type Options struct {
 	Naive bool
 	// Events receives the JSON Lines events (nil: none).
 	Events io.Writer
-	// StateDir, if not empty, is where unfinished jobs and snapshots are kept across runs.
+	// StateDir, if not empty, holds the write-ahead journal (journal.go): every job accepted
+	// and finished, and the engine's snapshots, so a restart — after a graceful shutdown or a
+	// kill -9 — resumes the unfinished jobs and never answers a finished one again. It is
+	// created (or tightened) to mode 0700 and must be writable: New fails otherwise.
 	StateDir string
+	// SnapshotInterval is how often the breaker, limiter and credit snapshots are journaled
+	// during a run (0: every second; they are also journaled at the end of every run).
+	SnapshotInterval time.Duration
 	// Source hands out the jobs (nil: the mock's GET {BaseURL}/mock/jobs).
 	Source JobSource
 	// Client is the HTTP client (nil: a client without its own timeout; each request gets
@@ -63,7 +69,18 @@ type Result struct {
 	// Jobs is the number of jobs this run owned, Resumed of which came from the state dir.
 	Jobs, Resumed int
 	// Answered, Failed and Persisted jobs; Lost = Jobs - Answered - Failed - Persisted.
+	// Persisted jobs are the unfinished ones the journal holds: the next start resumes them.
 	Answered, Failed, Persisted, Lost int
+	// Duplicates counts jobs the source handed over that were dropped: already finished
+	// (by job id, in the journal) or twice in the batch.
+	Duplicates int
+	// Recovered counts jobs a crashed run finished (the journal says so) whose job_done it
+	// did not get to write: this run writes it and counts them (in Jobs and Answered or
+	// Failed), never running them again.
+	Recovered int
+	// TornBytes is the size of a torn last journal record the start-up ignored (a crash or
+	// power cut in the middle of an append).
+	TornBytes int
 	// FailedByKind counts failed jobs by kind.
 	FailedByKind map[string]int
 	// Requests, Retries, Shrinks and Rejections (breaker refusals) over all jobs.
@@ -115,6 +132,9 @@ func New(opts Options) (*Worker, error) {
 			return nil, err
 		}
 	}
+	if opts.SnapshotInterval <= 0 {
+		opts.SnapshotInterval = time.Second
+	}
 	return &Worker{opts: opts}, nil
 }
 
@@ -155,44 +175,41 @@ func isNilCloser(c io.Closer) bool {
 	return false
 }
 
-// openHandles restores each snapshot the state dir holds and creates the others.
-func (w *Worker) openHandles() (*handles, Restored, error) {
-	p, dir := w.opts.Policy, w.opts.StateDir
+// openHandles restores each snapshot the journal holds (jr may be nil: no state dir) and
+// creates the others.
+func (w *Worker) openHandles(jr *journal) (*handles, Restored, error) {
+	p := w.opts.Policy
 	h := &handles{}
 	var r Restored
 	fail := func(err error) (*handles, Restored, error) {
 		h.close()
 		return nil, Restored{}, err
 	}
-	snap, err := readState(dir, breakersFile)
-	if err != nil {
-		return fail(err)
+	var snaps snapshots
+	source := map[string]string{}
+	if jr != nil {
+		snaps, source = jr.snapshots()
 	}
-	if snap != nil {
-		if h.breakers, err = llmr.RestoreBreakerSet(snap); err != nil {
-			return fail(fmt.Errorf("%s: %w", breakersFile, err))
+	var err error
+	if snaps.Breakers != nil {
+		if h.breakers, err = llmr.RestoreBreakerSet(snaps.Breakers); err != nil {
+			return fail(fmt.Errorf("%s: %w", source["breakers"], err))
 		}
 		r.Breakers = true
 	} else if h.breakers, err = llmr.NewBreakerSet(p.Breaker, p.BreakerMaxKeys); err != nil {
 		return fail(err)
 	}
-	if snap, err = readState(dir, limiterFile); err != nil {
-		return fail(err)
-	}
-	if snap != nil {
-		if h.limiter, err = llmr.RestoreLimiter(snap); err != nil {
-			return fail(fmt.Errorf("%s: %w", limiterFile, err))
+	if snaps.Limiter != nil {
+		if h.limiter, err = llmr.RestoreLimiter(snaps.Limiter); err != nil {
+			return fail(fmt.Errorf("%s: %w", source["limiter"], err))
 		}
 		r.Limiter = true
 	} else if h.limiter, err = llmr.NewLimiter(p.RateLimit); err != nil {
 		return fail(err)
 	}
-	if snap, err = readState(dir, creditsFile); err != nil {
-		return fail(err)
-	}
-	if snap != nil {
-		if h.monitor, err = llmr.RestoreCreditMonitor(snap); err != nil {
-			return fail(fmt.Errorf("%s: %w", creditsFile, err))
+	if snaps.Credits != nil {
+		if h.monitor, err = llmr.RestoreCreditMonitor(snaps.Credits); err != nil {
+			return fail(fmt.Errorf("%s: %w", source["credits"], err))
 		}
 		r.Credits = true
 	} else if h.monitor, err = llmr.NewCreditMonitor(p.Credits); err != nil {
@@ -210,25 +227,20 @@ func (w *Worker) openHandles() (*handles, Restored, error) {
 	return h, r, nil
 }
 
-// saveSnapshots writes the three snapshots.
-func (w *Worker) saveSnapshots(h *handles) error {
-	for _, s := range []struct {
-		name string
-		snap func() ([]byte, error)
-	}{
-		{breakersFile, h.breakers.Snapshot},
-		{limiterFile, h.limiter.Snapshot},
-		{creditsFile, h.monitor.Snapshot},
-	} {
-		data, err := s.snap()
-		if err != nil {
-			return fmt.Errorf("%s: %w", s.name, err)
-		}
-		if err := writeAtomic(w.opts.StateDir, s.name, data); err != nil {
-			return err
-		}
+// snapshot exports the three snapshots.
+func (h *handles) snapshot() (snapshots, error) {
+	var s snapshots
+	var err error
+	if s.Breakers, err = h.breakers.Snapshot(); err != nil {
+		return s, fmt.Errorf("breakers snapshot: %w", err)
 	}
-	return nil
+	if s.Limiter, err = h.limiter.Snapshot(); err != nil {
+		return s, fmt.Errorf("limiter snapshot: %w", err)
+	}
+	if s.Credits, err = h.monitor.Snapshot(); err != nil {
+		return s, fmt.Errorf("credits snapshot: %w", err)
+	}
+	return s, nil
 }
 
 // outcome is how one job's processing ended.
@@ -237,7 +249,8 @@ type outcome int
 const (
 	outcomeAnswered outcome = iota
 	outcomeFailed
-	// outcomeUnfinished: cancelled by the shutdown; the job is persisted.
+	// outcomeUnfinished: cancelled by the shutdown (or a journal failure); the journal still
+	// holds the job as accepted, so the next start resumes it.
 	outcomeUnfinished
 )
 
@@ -256,6 +269,9 @@ type run struct {
 	// shutdown is closed when the run is asked to stop: credit holds end at once (their
 	// jobs are persisted) instead of using the grace that in-flight calls get.
 	shutdown <-chan struct{}
+	// jr is the journal (nil without a state dir); stop ends the run when it fails.
+	jr   *journal
+	stop context.CancelCauseFunc
 
 	// resumedProgress is what the persisted jobs had done before (read only).
 	resumedProgress map[string]jobProgress
@@ -263,48 +279,92 @@ type run struct {
 	mu         sync.Mutex
 	res        Result
 	unfinished []Job
-	// progress is what the unfinished jobs had done, persisted with them.
-	progress map[string]jobProgress
-	inFlight int
-	stopping bool
-	inGrace  int // jobs finished after the shutdown request
+	// journalErr is the journal's first failure: the run stops and returns it.
+	journalErr error
+	inFlight   int
+	stopping   bool
+	inGrace    int // jobs finished after the shutdown request
 }
 
-// Run takes the jobs (the persisted ones if the state dir holds any, else from the source),
-// processes them until all are done or ctx is cancelled, then persists what is unfinished.
+// Run takes the jobs (the journal's unfinished ones if the state dir holds any, else from the
+// source, de-duplicated against the jobs the journal saw finish), processes them until all
+// are done or ctx is cancelled, and journals every step (journal.go).
 // The error reports a setup or persistence failure; job failures are in the Result.
 func (w *Worker) Run(ctx context.Context) (Result, error) {
 	start := time.Now()
 	ev := NewEventLog(w.opts.Events, start)
-	h, restored, err := w.openHandles()
+	ctx, stopRun := context.WithCancelCause(ctx)
+	defer stopRun(nil)
+	// Replay the journal (nothing is written yet), restore the snapshots, then compact: a
+	// state the worker cannot read or write is an error before any job is taken.
+	var jr *journal
+	if w.opts.StateDir != "" {
+		var err error
+		if jr, err = openJournal(w.opts.StateDir); err != nil {
+			return Result{}, fmt.Errorf("go-worker: state dir %s: %w", w.opts.StateDir, err)
+		}
+		defer jr.close()
+	}
+	h, restored, err := w.openHandles(jr)
 	if err != nil {
 		return Result{}, err
 	}
 	defer h.close()
+	torn := 0
+	if jr != nil {
+		torn = jr.tornBytes()
+		if err := jr.compact(); err != nil {
+			return Result{}, fmt.Errorf("go-worker: state dir %s: %w", w.opts.StateDir, err)
+		}
+	}
 	// The windows first: a run that cannot start must not have taken jobs from the source.
 	windows, err := fetchModels(ctx, w.opts.Client, w.opts.BaseURL, w.opts.Key)
 	if err != nil {
 		return Result{}, err
 	}
-	batch, progress, resumed, err := loadJobs(w.opts.StateDir)
-	if err != nil {
-		return Result{}, err
+	var (
+		batch    Batch
+		progress map[string]jobProgress
+		resumed  bool
+		dups     int
+	)
+	if jr != nil {
+		batch, progress = jr.resumable()
+		resumed = len(batch.Jobs) > 0
 	}
 	if !resumed {
 		if batch, err = w.opts.Source.Take(ctx); err != nil {
 			return Result{}, err
 		}
+		batch.Jobs, dups = w.dedup(jr, batch.Jobs)
+		// Accepted before any call: from here on a crash resumes these jobs.
+		if jr != nil {
+			if err := jr.accept(batch); err != nil {
+				n := len(batch.Jobs)
+				return Result{Scenario: batch.Scenario, Jobs: n, Lost: n, Duplicates: dups},
+					fmt.Errorf("go-worker: journaling the accepted jobs: %w", err)
+			}
+		}
+		if a, ok := w.opts.Source.(AckingSource); ok {
+			if err := a.Ack(ctx, batch); err != nil {
+				return Result{}, fmt.Errorf("go-worker: acknowledging the jobs: %w", err)
+			}
+		}
 	}
 	r := &run{
 		w: w, p: w.opts.Policy, h: h, ev: ev, batch: batch, windows: windows,
 		chatURL: w.opts.BaseURL + "/api/v1/chat/completions", shutdown: ctx.Done(),
-		resumedProgress: progress, progress: map[string]jobProgress{},
+		resumedProgress: progress, jr: jr, stop: stopRun,
 	}
 	for _, d := range batch.Documents {
 		r.docs = append(r.docs, llmr.Document{ID: d.ID, Text: d.Text})
 	}
-	r.res = Result{Scenario: batch.Scenario, Jobs: len(batch.Jobs), FailedByKind: map[string]int{},
-		Alerts: map[string]int{}, Restored: restored}
+	var recovered []Event
+	if jr != nil {
+		recovered = jr.unreportedDone()
+	}
+	r.res = Result{Scenario: batch.Scenario, Jobs: len(batch.Jobs) + len(recovered), FailedByKind: map[string]int{},
+		Alerts: map[string]int{}, Restored: restored, Duplicates: dups, TornBytes: torn, Recovered: len(recovered)}
 	if resumed {
 		r.res.Resumed = len(batch.Jobs)
 	}
@@ -313,7 +373,10 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 		policyName = "naive"
 	}
 	ev.Emit("run_start", Event{"scenario": batch.Scenario, "policy": policyName, "surface": "go",
-		"jobs": len(batch.Jobs), "resumed": r.res.Resumed})
+		"jobs": r.res.Jobs, "resumed": r.res.Resumed})
+	for _, e := range recovered {
+		r.report(e)
+	}
 
 	// The job context outlives ctx by the shutdown grace: in-flight jobs may finish.
 	jobCtx, cancelJobs := context.WithCancel(context.WithoutCancel(ctx))
@@ -354,6 +417,13 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 		defer pollWG.Done()
 		r.pollCredits(pollCtx)
 	}()
+	if jr != nil {
+		pollWG.Add(1)
+		go func() {
+			defer pollWG.Done()
+			r.snapshotEvery(pollCtx, w.opts.SnapshotInterval)
+		}()
+	}
 
 	queue := make(chan Job)
 	var feedWG sync.WaitGroup
@@ -409,26 +479,18 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 
 	var persistErr error
 	r.mu.Lock()
-	unfinished := append([]Job(nil), r.unfinished...)
+	unfinished := len(r.unfinished)
+	persistErr = r.journalErr
 	r.mu.Unlock()
-	if w.opts.StateDir != "" {
-		rest := r.batch
-		rest.Jobs = unfinished
-		r.mu.Lock()
-		progress := make(map[string]jobProgress, len(r.progress))
-		for _, j := range unfinished {
-			if pr, ok := r.progress[j.ID]; ok {
-				progress[j.ID] = pr
-			} else if pr, ok := r.resumedProgress[j.ID]; ok { // resumed, not started again
-				progress[j.ID] = pr
-			}
-		}
-		r.mu.Unlock()
-		if persistErr = saveJobs(w.opts.StateDir, rest, progress); persistErr == nil {
-			persistErr = w.saveSnapshots(h)
+	if jr != nil {
+		// Every unfinished job is in the journal since it was accepted (with its counts up to
+		// its latest request): the next start resumes it whatever happens below.
+		r.res.Persisted = unfinished
+		if persistErr == nil {
+			persistErr = r.snapshotNow()
 		}
 		if persistErr == nil {
-			r.res.Persisted = len(unfinished)
+			persistErr = jr.compact()
 		}
 	}
 	r.res.Lost = r.res.Jobs - r.res.Answered - r.res.Failed - r.res.Persisted
@@ -447,6 +509,71 @@ func (w *Worker) Run(ctx context.Context) (Result, error) {
 		return r.res, fmt.Errorf("go-worker: writing events: %w", err)
 	}
 	return r.res, nil
+}
+
+// dedup drops the jobs the journal saw finish and the repeats of an id within the batch.
+func (w *Worker) dedup(jr *journal, jobs []Job) ([]Job, int) {
+	kept := make([]Job, 0, len(jobs))
+	seen := make(map[string]bool, len(jobs))
+	for _, j := range jobs {
+		if seen[j.ID] || (jr != nil && jr.finishedID(j.ID)) {
+			continue
+		}
+		seen[j.ID] = true
+		kept = append(kept, j)
+	}
+	return kept, len(jobs) - len(kept)
+}
+
+// journalFailed records the journal's first failure and stops the run: a worker that cannot
+// make its steps durable must not go on acting (the unfinished jobs stay in the journal).
+func (r *run) journalFailed(err error) {
+	r.mu.Lock()
+	if r.journalErr == nil {
+		r.journalErr = fmt.Errorf("go-worker: journal: %w", err)
+	}
+	err = r.journalErr
+	r.mu.Unlock()
+	r.stop(err)
+}
+
+// snapshotNow journals the engine's snapshots (durably).
+func (r *run) snapshotNow() error {
+	s, err := r.h.snapshot()
+	if err != nil {
+		return err
+	}
+	return r.jr.snapshot(s)
+}
+
+// snapshotEvery journals the snapshots every interval until ctx ends.
+func (r *run) snapshotEvery(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := r.snapshotNow(); err != nil {
+			r.journalFailed(err)
+			return
+		}
+	}
+}
+
+// journalProgress journals a job's counts before it sends its next request (attempts
+// including that request); false when the journal failed (the job stops, unfinished).
+func (r *run) journalProgress(j Job, s jobState) bool {
+	if r.jr == nil {
+		return true
+	}
+	if err := r.jr.progress(j.ID, jobProgress{Attempts: s.attempts + 1, Retries: s.retries, Shrinks: s.shrinks}); err != nil {
+		r.journalFailed(err)
+		return false
+	}
+	return true
 }
 
 func (r *run) keepUnfinished(jobs ...Job) {
@@ -559,16 +686,44 @@ func (r *run) done(j Job, s jobState, o outcome, kind string) (outcome, string) 
 		e["outcome"] = "failed"
 		e["kind"] = kind
 	default:
-		// Unfinished jobs have no job_done: they are persisted, with their counts.
-		if s.attempts > 0 {
-			r.mu.Lock()
-			r.progress[j.ID] = jobProgress{Attempts: s.attempts, Retries: s.retries, Shrinks: s.shrinks}
-			r.mu.Unlock()
-		}
+		// Unfinished jobs have no job_done: the journal holds them, with their counts.
 		return o, kind
+	}
+	// Durable before it is acted on: once the journal says finished, no restart runs the job
+	// again; if the journal cannot say it, the job stays unfinished (and is resumed).
+	if r.jr != nil {
+		if err := r.jr.finished(j.ID, e["outcome"].(string), kind, e); err != nil {
+			r.journalFailed(err)
+			return outcomeUnfinished, ""
+		}
+		// The mark first, then the event: a start never writes a job_done twice.
+		if err := r.jr.reported(j.ID); err != nil {
+			r.journalFailed(err) // the next start writes the event
+			return o, kind
+		}
 	}
 	r.ev.Emit("job_done", e)
 	return o, kind
+}
+
+// report writes the job_done of a job a crashed run finished but did not report, and counts
+// it in this run.
+func (r *run) report(e Event) {
+	id, _ := e["job"].(string)
+	if err := r.jr.reported(id); err != nil {
+		r.journalFailed(err)
+		return
+	}
+	r.ev.Emit("job_done", e)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e["outcome"] == "failed" {
+		kind, _ := e["kind"].(string)
+		r.res.Failed++
+		r.res.FailedByKind[kind]++
+	} else {
+		r.res.Answered++
+	}
 }
 
 // resumed is a job's state at its start: zero, or the counts a previous run persisted.
@@ -654,6 +809,10 @@ func (r *run) processOurs(ctx context.Context, j Job) (outcome, string) {
 			return r.done(j, s, outcomeFailed, llmr.KindContextOverflow.String())
 		}
 		r.ev.Emit("trim", trimEvent(j, model, t))
+		if !r.journalProgress(j, s) {
+			r.h.breakers.RecordAt(model, permit, llmr.Ignored, time.Now())
+			return r.done(j, s, outcomeUnfinished, "")
+		}
 		r.ev.Emit("request", Event{"job": j.ID, "session": j.Session, "model": model,
 			"attempt": attemptNo, "stream": j.Stream, "max_tokens": maxTokens, "tokens": t.Report.TokensAfter})
 		s.attempts++
@@ -882,6 +1041,9 @@ func (r *run) processNaive(ctx context.Context, j Job) (outcome, string) {
 			return r.done(j, s, outcomeFailed, llmr.KindContextOverflow.String())
 		}
 		r.ev.Emit("trim", trimEvent(j, model, t))
+		if !r.journalProgress(j, s) {
+			return r.done(j, s, outcomeUnfinished, "")
+		}
 		r.ev.Emit("request", Event{"job": j.ID, "session": j.Session, "model": model,
 			"attempt": attemptNo, "stream": j.Stream, "max_tokens": r.p.MaxTokens, "tokens": t.Report.TokensAfter})
 		s.attempts++

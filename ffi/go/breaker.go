@@ -29,7 +29,6 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -474,7 +473,7 @@ func jsonArg(b []byte) (*C.char, C.size_t) {
 // Breaker that becomes unreachable without Close is released by the garbage collector.
 type Breaker struct {
 	h        *C.LlmrBreaker
-	closed   atomic.Bool
+	g        handleGuard
 	cleanup  runtime.Cleanup
 	onChange func(from, to State)
 }
@@ -529,12 +528,13 @@ func RestoreBreakerWith(snapshot []byte, onStateChange func(from, to State)) (*B
 }
 
 // Close releases the breaker. It is idempotent; afterwards every method returns ErrClosed
-// (or the zero value). It must not run concurrently with other calls on the same Breaker.
+// (or the zero value). It may run concurrently with other calls on the same Breaker: a call in
+// progress finishes safely, later ones return ErrClosed.
 func (b *Breaker) Close() error {
-	if b.closed.CompareAndSwap(false, true) {
+	b.g.close(func() {
 		b.cleanup.Stop()
 		C.llmr_breaker_free(b.h)
-	}
+	})
 	return nil
 }
 
@@ -572,7 +572,7 @@ func (b *Breaker) AcquireAt(now time.Time) (Permit, error) {
 }
 
 func (b *Breaker) acquire(nowMs uint64) (Permit, error) {
-	if b.closed.Load() {
+	if !b.g.enter() {
 		return Permit{}, ErrClosed
 	}
 	if debugGC {
@@ -580,6 +580,7 @@ func (b *Breaker) acquire(nowMs uint64) (Permit, error) {
 	}
 	var a C.LlmrAdmission
 	r := C.llmr_breaker_acquire(b.h, C.uint64_t(nowMs), &a)
+	b.g.leave()
 	runtime.KeepAlive(b)
 	if r != C.LLMR_OK {
 		return Permit{}, breakerError(r, nil)
@@ -600,7 +601,7 @@ func (b *Breaker) RecordAt(p Permit, o Outcome, now time.Time) (Recorded, error)
 }
 
 func (b *Breaker) record(p Permit, o Outcome, nowMs uint64) (Recorded, error) {
-	if b.closed.Load() {
+	if !b.g.enter() {
 		return Recorded{}, ErrClosed
 	}
 	if debugGC {
@@ -609,6 +610,7 @@ func (b *Breaker) record(p Permit, o Outcome, nowMs uint64) (Recorded, error) {
 	kind, outcome, hasRetry, retryMs := outcomeArgs(o)
 	var out C.LlmrRecorded
 	r := C.llmr_breaker_record(b.h, &p.c, outcome, kind, hasRetry, retryMs, C.uint64_t(nowMs), &out)
+	b.g.leave()
 	runtime.KeepAlive(b)
 	if r != C.LLMR_OK {
 		return Recorded{}, breakerError(r, nil)
@@ -657,11 +659,12 @@ func (b *Breaker) StateAt(now time.Time) State {
 }
 
 func (b *Breaker) state(nowMs uint64) State {
-	if b.closed.Load() {
+	if !b.g.enter() {
 		return StateClosed
 	}
 	var s C.LlmrBreakerState
 	C.llmr_breaker_state(b.h, C.uint64_t(nowMs), &s)
+	b.g.leave()
 	runtime.KeepAlive(b)
 	return State(s)
 }
@@ -677,11 +680,12 @@ func (b *Breaker) CountsAt(now time.Time) Counts {
 }
 
 func (b *Breaker) counts(nowMs uint64) Counts {
-	if b.closed.Load() {
+	if !b.g.enter() {
 		return Counts{}
 	}
 	var c C.LlmrCounts
 	C.llmr_breaker_counts(b.h, C.uint64_t(nowMs), &c)
+	b.g.leave()
 	runtime.KeepAlive(b)
 	return countsFromC(&c)
 }
@@ -689,11 +693,12 @@ func (b *Breaker) counts(nowMs uint64) Counts {
 type switchFunc func(*C.LlmrBreaker, C.uint64_t, *C.LlmrTransition) C.LlmrResult
 
 func (b *Breaker) flip(now time.Time, f switchFunc) (Transition, error) {
-	if b.closed.Load() {
+	if !b.g.enter() {
 		return Transition{}, ErrClosed
 	}
 	var t C.LlmrTransition
 	r := f(b.h, C.uint64_t(clockMillis(now)), &t)
+	b.g.leave()
 	runtime.KeepAlive(b)
 	if r != C.LLMR_OK {
 		return Transition{}, breakerError(r, nil)
@@ -739,11 +744,12 @@ func (b *Breaker) ResetAt(now time.Time) (Transition, error) {
 
 // Snapshot exports the breaker's whole state (config included) as JSON, for RestoreBreaker.
 func (b *Breaker) Snapshot() ([]byte, error) {
-	if b.closed.Load() {
+	if !b.g.enter() {
 		return nil, ErrClosed
 	}
 	var s *C.char
 	r := C.llmr_breaker_snapshot(b.h, &s)
+	b.g.leave()
 	runtime.KeepAlive(b)
 	if r != C.LLMR_OK {
 		return nil, breakerError(r, nil)
@@ -757,7 +763,7 @@ func (b *Breaker) Snapshot() ([]byte, error) {
 // go last. Safe for concurrent use. Create it with NewBreakerSet or RestoreBreakerSet.
 type BreakerSet struct {
 	h       *C.LlmrBreakerSet
-	closed  atomic.Bool
+	g       handleGuard
 	cleanup runtime.Cleanup
 }
 
@@ -806,12 +812,13 @@ func RestoreBreakerSet(snapshot []byte) (*BreakerSet, error) {
 	return newBreakerSet(h), nil
 }
 
-// Close releases the set; idempotent, and it must not run concurrently with other calls.
+// Close releases the set; idempotent. It may run concurrently with other calls: a call in
+// progress finishes safely, later ones return ErrClosed.
 func (s *BreakerSet) Close() error {
-	if s.closed.CompareAndSwap(false, true) {
+	s.g.close(func() {
 		s.cleanup.Stop()
 		C.llmr_breaker_set_free(s.h)
-	}
+	})
 	return nil
 }
 
@@ -851,7 +858,7 @@ func (s *BreakerSet) AcquireAt(key string, now time.Time) (Permit, error) {
 }
 
 func (s *BreakerSet) acquire(key string, nowMs uint64) (Permit, error) {
-	if s.closed.Load() {
+	if !s.g.enter() {
 		return Permit{}, ErrClosed
 	}
 	if debugGC {
@@ -861,6 +868,7 @@ func (s *BreakerSet) acquire(key string, nowMs uint64) (Permit, error) {
 	var a C.LlmrAdmission
 	r := C.llmr_breaker_set_acquire(s.h, kp, kn, C.uint64_t(nowMs), &a)
 	runtime.KeepAlive(key)
+	s.g.leave()
 	runtime.KeepAlive(s)
 	if r != C.LLMR_OK {
 		return Permit{}, breakerError(r, nil)
@@ -874,7 +882,7 @@ func (s *BreakerSet) RecordAt(key string, p Permit, o Outcome, now time.Time) (R
 }
 
 func (s *BreakerSet) record(key string, p Permit, o Outcome, nowMs uint64) (Recorded, error) {
-	if s.closed.Load() {
+	if !s.g.enter() {
 		return Recorded{}, ErrClosed
 	}
 	if debugGC {
@@ -885,6 +893,7 @@ func (s *BreakerSet) record(key string, p Permit, o Outcome, nowMs uint64) (Reco
 	var out C.LlmrRecorded
 	r := C.llmr_breaker_set_record(s.h, kp, kn, &p.c, outcome, kind, hasRetry, retryMs, C.uint64_t(nowMs), &out)
 	runtime.KeepAlive(key)
+	s.g.leave()
 	runtime.KeepAlive(s)
 	if r != C.LLMR_OK {
 		return Recorded{}, breakerError(r, nil)
@@ -916,11 +925,12 @@ func (s *BreakerSet) Execute(ctx context.Context, key string, fn func(context.Co
 
 // Keys returns the keys the set holds, sorted.
 func (s *BreakerSet) Keys() ([]string, error) {
-	if s.closed.Load() {
+	if !s.g.enter() {
 		return nil, ErrClosed
 	}
 	var out *C.char
 	r := C.llmr_breaker_set_keys(s.h, &out)
+	s.g.leave()
 	runtime.KeepAlive(s)
 	if r != C.LLMR_OK {
 		return nil, breakerError(r, nil)
@@ -934,11 +944,12 @@ func (s *BreakerSet) Keys() ([]string, error) {
 
 // Snapshot exports the set's whole state as JSON, for RestoreBreakerSet.
 func (s *BreakerSet) Snapshot() ([]byte, error) {
-	if s.closed.Load() {
+	if !s.g.enter() {
 		return nil, ErrClosed
 	}
 	var out *C.char
 	r := C.llmr_breaker_set_snapshot(s.h, &out)
+	s.g.leave()
 	runtime.KeepAlive(s)
 	if r != C.LLMR_OK {
 		return nil, breakerError(r, nil)

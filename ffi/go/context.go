@@ -335,7 +335,7 @@ func callJSON(f func(out, errOut **C.char) C.LlmrResult, fail func(C.LlmrResult,
 // *ConfigError; ErrDoesNotFit, ErrContextRejected and ErrTooLargeToCount come as a
 // *ContextError.
 func Trim(settings ContextSettings, in TrimInput, counter *TokenCounter) (Trimmed, error) {
-	if counter == nil || counter.ptr == nil {
+	if counter == nil {
 		return Trimmed{}, ErrClosed
 	}
 	docs := make([]string, len(in.Documents))
@@ -367,9 +367,13 @@ func Trim(settings ContextSettings, in TrimInput, counter *TokenCounter) (Trimme
 	if debugGC {
 		runtime.GC()
 	}
+	if !counter.g.enter() {
+		return Trimmed{}, ErrClosed
+	}
 	text, err := callJSON(func(out, errOut **C.char) C.LlmrResult {
 		return C.llmr_context_trim(bp, bn, ip, in2, counter.ptr, out, errOut)
 	}, contextError)
+	counter.g.leave()
 	runtime.KeepAlive(counter)
 	if err != nil {
 		return Trimmed{}, err

@@ -295,6 +295,7 @@ type CreditStatus struct {
 // collected without Close is released by a cleanup.
 type CreditMonitor struct {
 	ptr     *C.LlmrCreditMonitor
+	g       handleGuard
 	cleanup runtime.Cleanup
 }
 
@@ -335,13 +336,13 @@ func RestoreCreditMonitor(snapshot []byte) (*CreditMonitor, error) {
 }
 
 // Close releases the monitor. Calling it again does nothing; other methods then return
-// ErrClosed. Close must not run concurrently with other methods.
+// ErrClosed. Close may run concurrently with other methods: a call in progress
+// finishes safely, later ones return ErrClosed.
 func (m *CreditMonitor) Close() error {
-	if m.ptr != nil {
+	m.g.close(func() {
 		m.cleanup.Stop()
 		C.llmr_credit_monitor_free(m.ptr)
-		m.ptr = nil
-	}
+	})
 	return nil
 }
 
@@ -355,9 +356,6 @@ func (m *CreditMonitor) Observe(s CreditSnapshot, now time.Time) ([]Alert, error
 // and the wall clock separately; a zero wallClock means unknown (no UTC-day spend, no limit
 // reset). Replays and tests drive it.
 func (m *CreditMonitor) ObserveAt(s CreditSnapshot, nowMs uint64, wallClock time.Time) ([]Alert, error) {
-	if m.ptr == nil {
-		return nil, ErrClosed
-	}
 	snap, err := json.Marshal(s)
 	if err != nil {
 		return nil, err
@@ -372,9 +370,13 @@ func (m *CreditMonitor) ObserveAt(s CreditSnapshot, nowMs uint64, wallClock time
 	if debugGC {
 		runtime.GC()
 	}
+	if !m.g.enter() {
+		return nil, ErrClosed
+	}
 	text, err := callJSON(func(out, errOut **C.char) C.LlmrResult {
 		return C.llmr_credit_monitor_observe(m.ptr, p, n, C.uint64_t(nowMs), C.bool(hasWall), C.uint64_t(wall), out, errOut)
 	}, handleError)
+	m.g.leave()
 	runtime.KeepAlive(m)
 	if err != nil {
 		return nil, err
@@ -388,12 +390,13 @@ func (m *CreditMonitor) ObserveAt(s CreditSnapshot, nowMs uint64, wallClock time
 
 // Status returns what the monitor knew after the last poll.
 func (m *CreditMonitor) Status() (CreditStatus, error) {
-	if m.ptr == nil {
+	if !m.g.enter() {
 		return CreditStatus{}, ErrClosed
 	}
 	text, err := callJSON(func(out, _ **C.char) C.LlmrResult {
 		return C.llmr_credit_monitor_status(m.ptr, out)
 	}, handleError)
+	m.g.leave()
 	runtime.KeepAlive(m)
 	if err != nil {
 		return CreditStatus{}, err
@@ -408,12 +411,13 @@ func (m *CreditMonitor) Status() (CreditStatus, error) {
 // Snapshot exports the monitor's whole state (config, burn history, alert states);
 // RestoreCreditMonitor reads it back.
 func (m *CreditMonitor) Snapshot() ([]byte, error) {
-	if m.ptr == nil {
+	if !m.g.enter() {
 		return nil, ErrClosed
 	}
 	text, err := callJSON(func(out, _ **C.char) C.LlmrResult {
 		return C.llmr_credit_monitor_snapshot(m.ptr, out)
 	}, handleError)
+	m.g.leave()
 	runtime.KeepAlive(m)
 	return text, err
 }

@@ -8,6 +8,7 @@ import "C"
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -94,6 +95,9 @@ func handleError(r C.LlmrResult, message *C.char) error {
 		return ErrExceedsBurst
 	case C.LLMR_INVALID_ARGUMENT:
 		return ErrInvalidArgument
+	case C.LLMR_INVALID_HANDLE:
+		// The library's check of a freed handle: a call that raced with Close.
+		return ErrClosed
 	default:
 		return resultError(uint32(r))
 	}
@@ -123,4 +127,40 @@ func newFromJSON(text []byte, ctor func(p *C.char, n C.size_t, errOut **C.char) 
 func takeString(s *C.char) string {
 	defer C.llmr_string_free(s)
 	return C.GoString(s)
+}
+
+// handleGuard makes Close safe to call while other goroutines use the handle, at the cost of
+// one atomic load per call. The work is split with the library:
+//
+//   - here, a closed flag set once by Close (compare-and-swap, so the C object is freed once)
+//     and read by every method first: a call made after Close returns ErrClosed without
+//     entering C; the handle's pointer field is never written after construction, so `go test
+//     -race` sees no race between Close and a call;
+//   - in the library, handles are registry tokens (ffi/src/handle.rs): a call that read the
+//     flag just before Close freed the handle either finishes on its own reference to the
+//     object (it cannot be pulled from under it) or gets LLMR_INVALID_HANDLE, which
+//     handleError turns into ErrClosed.
+//
+// Before, a Close racing with a call freed the object under the call (Limiter: an
+// unsynchronised pointer write besides; Breaker: a CAS flag alone cannot close the window
+// between the flag's load and the C call): a use-after-free in the library, seen as a hang on
+// a lock inside freed memory. Nothing here blocks, so no call can wait on Close or the reverse.
+type handleGuard struct {
+	closed atomic.Bool
+}
+
+// enter reports whether the handle is still open (the library catches a Close that lands
+// after this check). leave marks the end of the call; both bracket every C call on a handle.
+func (g *handleGuard) enter() bool { return !g.closed.Load() }
+
+// leave ends a call that enter admitted (nothing to release: see handleGuard).
+func (g *handleGuard) leave() {}
+
+// close runs free once, the first time it is called; it reports whether it did.
+func (g *handleGuard) close(free func()) bool {
+	if !g.closed.CompareAndSwap(false, true) {
+		return false
+	}
+	free()
+	return true
 }

@@ -80,9 +80,11 @@ type Verdict struct {
 // (Allow calls AllowAt(session, time.Now())): tests and replays drive the twins.
 //
 // Close releases the C handle; a Limiter that is garbage collected without Close is released
-// by a cleanup. Close must not run concurrently with other methods.
+// by a cleanup. Close may run concurrently with other methods: a call in progress
+// finishes safely, later calls return ErrClosed.
 type Limiter struct {
 	ptr     *C.LlmrRateLimiter
+	g       handleGuard
 	cleanup runtime.Cleanup
 }
 
@@ -122,11 +124,10 @@ func RestoreLimiter(snapshot []byte) (*Limiter, error) {
 // Close releases the limiter. Calling it again does nothing; other methods then return
 // ErrClosed (Allow returns false).
 func (l *Limiter) Close() error {
-	if l.ptr != nil {
+	l.g.close(func() {
 		l.cleanup.Stop()
 		C.llmr_rate_limiter_free(l.ptr)
-		l.ptr = nil
-	}
+	})
 	return nil
 }
 
@@ -172,7 +173,7 @@ func (l *Limiter) AllowNAt(session string, n int, t time.Time) (Verdict, error) 
 	if err != nil {
 		return Verdict{}, err
 	}
-	if l.ptr == nil {
+	if !l.g.enter() {
 		return Verdict{}, ErrClosed
 	}
 	if debugGC {
@@ -181,6 +182,7 @@ func (l *Limiter) AllowNAt(session string, n int, t time.Time) (Verdict, error) 
 	key, keyLen := keyArg(session)
 	var v C.LlmrVerdict
 	r := C.llmr_rate_limiter_check(l.ptr, key, keyLen, u, C.uint64_t(clockMillis(t)), &v)
+	l.g.leave()
 	runtime.KeepAlive(l)
 	runtime.KeepAlive(session)
 	if r != C.LLMR_OK {
@@ -282,7 +284,7 @@ func (l *Limiter) SettleAt(session string, reserved, actual int, t time.Time) er
 	if reserved < 0 || actual < 0 || reserved > math.MaxUint32 || actual > math.MaxUint32 {
 		return ErrInvalidArgument
 	}
-	if l.ptr == nil {
+	if !l.g.enter() {
 		return ErrClosed
 	}
 	if debugGC {
@@ -291,6 +293,7 @@ func (l *Limiter) SettleAt(session string, reserved, actual int, t time.Time) er
 	key, keyLen := keyArg(session)
 	r := C.llmr_rate_limiter_settle(l.ptr, key, keyLen, C.uint32_t(reserved), C.uint32_t(actual),
 		C.uint64_t(clockMillis(t)))
+	l.g.leave()
 	runtime.KeepAlive(l)
 	runtime.KeepAlive(session)
 	return handleError(r, nil)
@@ -304,7 +307,7 @@ func (l *Limiter) BlockUntil(session string, until time.Time) error {
 
 // BlockUntilAt is BlockUntil at time t.
 func (l *Limiter) BlockUntilAt(session string, until, t time.Time) error {
-	if l.ptr == nil {
+	if !l.g.enter() {
 		return ErrClosed
 	}
 	if debugGC {
@@ -313,6 +316,7 @@ func (l *Limiter) BlockUntilAt(session string, until, t time.Time) error {
 	key, keyLen := keyArg(session)
 	r := C.llmr_rate_limiter_block_until(l.ptr, key, keyLen, C.uint64_t(clockMillis(until)),
 		C.uint64_t(clockMillis(t)))
+	l.g.leave()
 	runtime.KeepAlive(l)
 	runtime.KeepAlive(session)
 	return handleError(r, nil)
@@ -325,7 +329,7 @@ func (l *Limiter) Remaining(session string) (int, error) {
 
 // RemainingAt is Remaining at time t.
 func (l *Limiter) RemainingAt(session string, t time.Time) (int, error) {
-	if l.ptr == nil {
+	if !l.g.enter() {
 		return 0, ErrClosed
 	}
 	if debugGC {
@@ -334,6 +338,7 @@ func (l *Limiter) RemainingAt(session string, t time.Time) (int, error) {
 	key, keyLen := keyArg(session)
 	var n C.uint32_t
 	r := C.llmr_rate_limiter_remaining(l.ptr, key, keyLen, C.uint64_t(clockMillis(t)), &n)
+	l.g.leave()
 	runtime.KeepAlive(l)
 	runtime.KeepAlive(session)
 	if err := handleError(r, nil); err != nil {
@@ -344,11 +349,12 @@ func (l *Limiter) RemainingAt(session string, t time.Time) (int, error) {
 
 // Len returns the number of sessions the limiter holds (0 after Close).
 func (l *Limiter) Len() int {
-	if l.ptr == nil {
+	if !l.g.enter() {
 		return 0
 	}
 	var n C.size_t
 	C.llmr_rate_limiter_len(l.ptr, &n)
+	l.g.leave()
 	runtime.KeepAlive(l)
 	return int(n)
 }
@@ -356,11 +362,12 @@ func (l *Limiter) Len() int {
 // Snapshot exports the limiter's state as JSON: its settings, the latest time seen and each
 // session's state under its seeded hash (session ids are not in it). RestoreLimiter reads it.
 func (l *Limiter) Snapshot() ([]byte, error) {
-	if l.ptr == nil {
+	if !l.g.enter() {
 		return nil, ErrClosed
 	}
 	var out *C.char
 	r := C.llmr_rate_limiter_snapshot(l.ptr, &out)
+	l.g.leave()
 	runtime.KeepAlive(l)
 	if err := handleError(r, nil); err != nil {
 		return nil, err

@@ -157,6 +157,7 @@ func (s BudgetSettings) configJSON() ([]byte, error) {
 // garbage collected first); calls started from it keep it alive.
 type RetryPolicy struct {
 	ptr     *C.LlmrRetryPolicy
+	g       handleGuard
 	cleanup runtime.Cleanup
 }
 
@@ -179,14 +180,14 @@ func NewRetryPolicy(s RetrySettings) (*RetryPolicy, error) {
 	return p, nil
 }
 
-// Close releases the policy; calling it again does nothing. It must not run concurrently with
-// Start or with Decide on its calls.
+// Close releases the policy; calling it again does nothing. It may run concurrently with
+// Start or with Decide on its calls: those in progress finish safely, later ones panic with
+// an error wrapping ErrClosed.
 func (p *RetryPolicy) Close() error {
-	if p.ptr != nil {
+	p.g.close(func() {
 		p.cleanup.Stop()
 		C.llmr_retry_policy_free(p.ptr)
-		p.ptr = nil
-	}
+	})
 	return nil
 }
 
@@ -196,6 +197,7 @@ func (p *RetryPolicy) Close() error {
 // RetryPercent of traffic instead of multiplying it. Safe for concurrent use.
 type RetryBudget struct {
 	ptr     *C.LlmrRetryBudget
+	g       handleGuard
 	cleanup runtime.Cleanup
 }
 
@@ -217,14 +219,13 @@ func NewRetryBudget(s BudgetSettings) (*RetryBudget, error) {
 	return b, nil
 }
 
-// Close releases the budget; calling it again does nothing. It must not run concurrently with
-// other uses of the budget.
+// Close releases the budget; calling it again does nothing. It may run concurrently with
+// other uses of the budget: those in progress finish safely.
 func (b *RetryBudget) Close() error {
-	if b.ptr != nil {
+	b.g.close(func() {
 		b.cleanup.Stop()
 		C.llmr_retry_budget_free(b.ptr)
-		b.ptr = nil
-	}
+	})
 	return nil
 }
 
@@ -233,10 +234,11 @@ func (b *RetryBudget) Deposit() { b.DepositAt(time.Now()) }
 
 // DepositAt is Deposit at time t. It does nothing on a closed budget.
 func (b *RetryBudget) DepositAt(t time.Time) {
-	if b.ptr == nil {
+	if !b.g.enter() {
 		return
 	}
 	C.llmr_retry_budget_deposit(b.ptr, C.uint64_t(clockMillis(t)))
+	b.g.leave()
 	runtime.KeepAlive(b)
 }
 
@@ -245,11 +247,12 @@ func (b *RetryBudget) Available() uint64 { return b.AvailableAt(time.Now()) }
 
 // AvailableAt is Available at time t (0 on a closed budget).
 func (b *RetryBudget) AvailableAt(t time.Time) uint64 {
-	if b.ptr == nil {
+	if !b.g.enter() {
 		return 0
 	}
 	var n C.uint64_t
 	C.llmr_retry_budget_available(b.ptr, C.uint64_t(clockMillis(t)), &n)
+	b.g.leave()
 	runtime.KeepAlive(b)
 	return uint64(n)
 }
@@ -258,6 +261,7 @@ func (b *RetryBudget) AvailableAt(t time.Time) uint64 {
 // from one goroutine; Close it when the call is over (a cleanup releases it otherwise).
 type RetryCall struct {
 	ptr     *C.LlmrRetryCall
+	g       handleGuard
 	policy  *RetryPolicy
 	budget  *RetryBudget
 	cleanup runtime.Cleanup
@@ -270,16 +274,18 @@ type RetryCall struct {
 func (p *RetryPolicy) Start(now time.Time, seed uint64, budget *RetryBudget) *RetryCall {
 	var b *C.LlmrRetryBudget
 	if budget != nil {
-		if budget.ptr == nil {
+		if !budget.g.enter() {
 			panic(fmt.Errorf("RetryPolicy.Start: the budget: %w", ErrClosed))
 		}
+		defer budget.g.leave()
 		b = budget.ptr
 	}
-	if p.ptr == nil {
+	if !p.g.enter() {
 		panic(fmt.Errorf("RetryPolicy.Start: %w", ErrClosed))
 	}
 	var ptr *C.LlmrRetryCall
 	r := C.llmr_retry_start_call(p.ptr, C.uint64_t(clockMillis(now)), C.uint64_t(seed), b, &ptr)
+	p.g.leave()
 	runtime.KeepAlive(p)
 	runtime.KeepAlive(budget)
 	if err := handleError(r, nil); err != nil {
@@ -290,13 +296,13 @@ func (p *RetryPolicy) Start(now time.Time, seed uint64, budget *RetryBudget) *Re
 	return c
 }
 
-// Close releases the call; calling it again does nothing.
+// Close releases the call; calling it again does nothing. It may run concurrently with
+// Decide: a decision in progress finishes safely, later ones panic with ErrClosed.
 func (c *RetryCall) Close() error {
-	if c.ptr != nil {
+	c.g.close(func() {
 		c.cleanup.Stop()
 		C.llmr_retry_call_free(c.ptr)
-		c.ptr = nil
-	}
+	})
 	return nil
 }
 
@@ -405,8 +411,19 @@ func (d Decision) String() string {
 // A failure.Kind outside Kinds is decided as KindUnknown (no retries by default). Decide panics if the
 // call, its policy or its budget was closed (a programming error).
 func (c *RetryCall) Decide(failure Classification, now time.Time, requestTokens int) Decision {
-	if c.ptr == nil || c.policy.ptr == nil || (c.budget != nil && c.budget.ptr == nil) {
+	if !c.g.enter() {
 		panic(fmt.Errorf("RetryCall.Decide: %w", ErrClosed))
+	}
+	defer c.g.leave()
+	if !c.policy.g.enter() {
+		panic(fmt.Errorf("RetryCall.Decide: the policy: %w", ErrClosed))
+	}
+	defer c.policy.g.leave()
+	if c.budget != nil {
+		if !c.budget.g.enter() {
+			panic(fmt.Errorf("RetryCall.Decide: the budget: %w", ErrClosed))
+		}
+		defer c.budget.g.leave()
 	}
 	kind := failure.Kind
 	if kind > KindUnknown { // the kinds are 0..KindUnknown

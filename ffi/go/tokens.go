@@ -103,6 +103,7 @@ func EncodingForModel(model string) Encoding {
 // without Close is released by a cleanup.
 type TokenCounter struct {
 	ptr     *C.LlmrTokenCounter
+	g       handleGuard
 	cleanup runtime.Cleanup
 }
 
@@ -134,13 +135,13 @@ func NewUpperBoundCounter() (*TokenCounter, error) {
 }
 
 // Close releases the counter. Calling it again does nothing; other methods then return
-// ErrClosed. Close must not run concurrently with other methods.
+// ErrClosed (Trim with it too). Close may run concurrently with other methods: a count in
+// progress finishes safely, later ones return ErrClosed.
 func (c *TokenCounter) Close() error {
-	if c.ptr != nil {
+	c.g.close(func() {
 		c.cleanup.Stop()
 		C.llmr_token_counter_free(c.ptr)
-		c.ptr = nil
-	}
+	})
 	return nil
 }
 
@@ -155,15 +156,16 @@ func tokenError(r C.LlmrResult, message *C.char) error {
 // CountText returns the tokens of text. Text over 4 MiB is ErrTooLargeToCount; text that is
 // not valid UTF-8 is ErrInvalidUTF8.
 func (c *TokenCounter) CountText(text string) (int, error) {
-	if c.ptr == nil {
-		return 0, ErrClosed
-	}
 	var n C.uint64_t
 	p, l := keyArg(text)
 	if debugGC {
 		runtime.GC()
 	}
+	if !c.g.enter() {
+		return 0, ErrClosed
+	}
 	r := C.llmr_token_counter_count_text(c.ptr, p, l, &n)
+	c.g.leave()
 	runtime.KeepAlive(c)
 	if r != C.LLMR_OK {
 		return 0, tokenError(r, nil)
@@ -174,9 +176,6 @@ func (c *TokenCounter) CountText(text string) (int, error) {
 // CountMessages returns the tokens of a whole chat request: every message with its chat
 // overhead, the tool schemas and the reply priming, as Trim counts it.
 func (c *TokenCounter) CountMessages(messages []Message, tools []ToolSchema) (int, error) {
-	if c.ptr == nil {
-		return 0, ErrClosed
-	}
 	if messages == nil {
 		messages = []Message{}
 	}
@@ -200,7 +199,11 @@ func (c *TokenCounter) CountMessages(messages []Message, tools []ToolSchema) (in
 	if debugGC {
 		runtime.GC()
 	}
+	if !c.g.enter() {
+		return 0, ErrClosed
+	}
 	r := C.llmr_token_counter_count_messages(c.ptr, mp, mn, tp, tn, &n, &message)
+	c.g.leave()
 	runtime.KeepAlive(c)
 	defer C.llmr_string_free(message)
 	if r != C.LLMR_OK {

@@ -88,6 +88,10 @@ enum LlmrResult
   // core's `CreditsError` JSON (`too-large`, `invalid-json`, `api`, `missing-field`,
   // `invalid-field`, `out-of-range`), which never holds a field's value.
   LLMR_INVALID_RESPONSE = 13,
+  // A handle that was already freed (or never created by this library) was passed: the
+  // call had no effect. Handles are looked up in a registry, so a use after free is this
+  // error, never a read of freed memory.
+  LLMR_INVALID_HANDLE = 14,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -565,13 +569,12 @@ LlmrResult llmr_breaker_restore(const char *snapshot,
                                 struct LlmrBreaker **out,
                                 char **error_out);
 
-// Releases a breaker. NULL does nothing. No other thread may use the handle during or after
-// the call.
+// Releases a breaker. NULL, or a breaker already freed, does nothing; a call still using it
+// on another thread finishes first, and every later call returns `LLMR_INVALID_HANDLE`.
 //
 // # Safety
 //
-// `breaker` must be NULL or a handle from `llmr_breaker_new` / `llmr_breaker_restore` that
-// was not freed.
+// None beyond the type: `breaker` may be any value this library handed out, or NULL.
 void llmr_breaker_free(struct LlmrBreaker *breaker);
 
 // Exports the breaker's whole state as JSON into `*json_out` (release it with
@@ -581,8 +584,9 @@ void llmr_breaker_free(struct LlmrBreaker *breaker);
 //
 // # Safety
 //
-// `breaker` must be NULL or a live handle; `json_out` NULL or valid for a write of a pointer.
-LlmrResult llmr_breaker_snapshot(const struct LlmrBreaker *breaker, char **json_out);
+// `breaker` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `json_out` NULL or valid for a write of a pointer.
+LlmrResult llmr_breaker_snapshot(const struct LlmrBreaker *breaker,
+                                 char **json_out);
 
 // Asks to make a call at `now_ms`: fills `*out` with a permit (`admitted`) or the rejecting
 // state and when to retry. The hot path: no JSON, no allocation.
@@ -592,7 +596,7 @@ LlmrResult llmr_breaker_snapshot(const struct LlmrBreaker *breaker, char **json_
 //
 // # Safety
 //
-// `breaker` must be NULL or a live handle; `out` NULL or valid for a write of an
+// `breaker` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `out` NULL or valid for a write of an
 // `LlmrAdmission`.
 LlmrResult llmr_breaker_acquire(const struct LlmrBreaker *breaker,
                                 uint64_t now_ms,
@@ -610,7 +614,7 @@ LlmrResult llmr_breaker_acquire(const struct LlmrBreaker *breaker,
 //
 // # Safety
 //
-// `breaker` must be NULL or a live handle; `permit` NULL or valid for a read of an
+// `breaker` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `permit` NULL or valid for a read of an
 // `LlmrPermit`; `out` NULL or valid for a write of an `LlmrRecorded`.
 LlmrResult llmr_breaker_record(const struct LlmrBreaker *breaker,
                                const struct LlmrPermit *permit,
@@ -626,7 +630,7 @@ LlmrResult llmr_breaker_record(const struct LlmrBreaker *breaker,
 //
 // # Safety
 //
-// `breaker` must be NULL or a live handle; `out` NULL or valid for a write of an
+// `breaker` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `out` NULL or valid for a write of an
 // `LlmrBreakerState`.
 LlmrResult llmr_breaker_state(const struct LlmrBreaker *breaker,
                               uint64_t now_ms,
@@ -637,7 +641,7 @@ LlmrResult llmr_breaker_state(const struct LlmrBreaker *breaker,
 //
 // # Safety
 //
-// `breaker` must be NULL or a live handle; `out` NULL or valid for a write of an
+// `breaker` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `out` NULL or valid for a write of an
 // `LlmrCounts`.
 LlmrResult llmr_breaker_counts(const struct LlmrBreaker *breaker,
                                uint64_t now_ms,
@@ -649,7 +653,7 @@ LlmrResult llmr_breaker_counts(const struct LlmrBreaker *breaker,
 //
 // # Safety
 //
-// `breaker` must be NULL or a live handle; `out` NULL or valid for a write of an
+// `breaker` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `out` NULL or valid for a write of an
 // `LlmrTransition`.
 LlmrResult llmr_breaker_force_open(const struct LlmrBreaker *breaker,
                                    uint64_t now_ms,
@@ -703,13 +707,12 @@ LlmrResult llmr_breaker_set_restore(const char *snapshot,
                                     struct LlmrBreakerSet **out,
                                     char **error_out);
 
-// Releases a set. NULL does nothing. No other thread may use the handle during or after the
-// call.
+// Releases a set. NULL, or a set already freed, does nothing; a call still using it on
+// another thread finishes first, and every later call returns `LLMR_INVALID_HANDLE`.
 //
 // # Safety
 //
-// `set` must be NULL or a handle from `llmr_breaker_set_new` / `llmr_breaker_set_restore`
-// that was not freed.
+// None beyond the type: `set` may be any value this library handed out, or NULL.
 void llmr_breaker_set_free(struct LlmrBreakerSet *set);
 
 // Exports the set's whole state as JSON into `*json_out` (release it with
@@ -718,8 +721,9 @@ void llmr_breaker_set_free(struct LlmrBreakerSet *set);
 //
 // # Safety
 //
-// `set` must be NULL or a live handle; `json_out` NULL or valid for a write of a pointer.
-LlmrResult llmr_breaker_set_snapshot(const struct LlmrBreakerSet *set, char **json_out);
+// `set` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `json_out` NULL or valid for a write of a pointer.
+LlmrResult llmr_breaker_set_snapshot(const struct LlmrBreakerSet *set,
+                                     char **json_out);
 
 // Writes the keys the set holds, sorted, as a JSON array of strings into `*json_out`
 // (release it with `llmr_string_free`). Results and safety as for
@@ -738,7 +742,7 @@ LlmrResult llmr_breaker_set_keys(const struct LlmrBreakerSet *set, char **json_o
 //
 // # Safety
 //
-// `set` must be NULL or a live handle; `key` NULL or valid for reads of `key_len` bytes;
+// `set` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `key` NULL or valid for reads of `key_len` bytes;
 // `out` NULL or valid for a write of an `LlmrAdmission`.
 LlmrResult llmr_breaker_set_acquire(const struct LlmrBreakerSet *set,
                                     const char *key,
@@ -824,8 +828,8 @@ const char *llmr_error_kind_name(uint32_t kind);
 //
 // # Safety
 //
-// `budget` and `input` must be NULL or valid for reads of their lengths; `counter` NULL or a
-// live handle; `result_json` NULL or valid for a write of a pointer; so must `error_out`
+// `budget` and `input` must be NULL or valid for reads of their lengths; `counter` NULL, a
+// live handle or a freed one (`LLMR_INVALID_HANDLE`); `result_json` NULL or valid for a write of a pointer; so must `error_out`
 // (which may be NULL).
 LlmrResult llmr_context_trim(const char *budget,
                              size_t budget_len,
@@ -903,7 +907,7 @@ LlmrResult llmr_credit_monitor_restore(const char *snapshot,
 //
 // # Safety
 //
-// `monitor` must be NULL or a live handle that was not freed.
+// `monitor` may be NULL, a handle from this library, or one already freed (nothing happens).
 void llmr_credit_monitor_free(struct LlmrCreditMonitor *monitor);
 
 // Feeds one poll to the monitor and writes the alert events it caused to `*alerts_json` as a
@@ -921,7 +925,7 @@ void llmr_credit_monitor_free(struct LlmrCreditMonitor *monitor);
 //
 // # Safety
 //
-// `monitor` must be NULL or a live handle; `snapshot` NULL or valid for reads of
+// `monitor` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `snapshot` NULL or valid for reads of
 // `snapshot_len` bytes; `alerts_json` NULL or valid for a write of a pointer; so must
 // `error_out` (which may be NULL).
 LlmrResult llmr_credit_monitor_observe(const struct LlmrCreditMonitor *monitor,
@@ -943,9 +947,10 @@ LlmrResult llmr_credit_monitor_observe(const struct LlmrCreditMonitor *monitor,
 //
 // # Safety
 //
-// `monitor` must be NULL or a live handle; `status_json` NULL or valid for a write of a
+// `monitor` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `status_json` NULL or valid for a write of a
 // pointer.
-LlmrResult llmr_credit_monitor_status(const struct LlmrCreditMonitor *monitor, char **status_json);
+LlmrResult llmr_credit_monitor_status(const struct LlmrCreditMonitor *monitor,
+                                      char **status_json);
 
 // Exports the monitor's whole state (config, burn history, alert states) as JSON into
 // `*json_out` (release it with `llmr_string_free`); `llmr_credit_monitor_restore` reads it
@@ -954,8 +959,9 @@ LlmrResult llmr_credit_monitor_status(const struct LlmrCreditMonitor *monitor, c
 //
 // # Safety
 //
-// `monitor` must be NULL or a live handle; `json_out` NULL or valid for a write of a pointer.
-LlmrResult llmr_credit_monitor_snapshot(const struct LlmrCreditMonitor *monitor, char **json_out);
+// `monitor` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `json_out` NULL or valid for a write of a pointer.
+LlmrResult llmr_credit_monitor_snapshot(const struct LlmrCreditMonitor *monitor,
+                                        char **json_out);
 
 // Parses a `GET /api/v1/key` body and writes the key info as JSON to `*json_out` (`{"label",
 // "usage", "usage_daily", "usage_weekly", "usage_monthly", "byok_usage", "limit",
@@ -1056,16 +1062,17 @@ LlmrResult llmr_rate_limiter_restore(const char *snapshot_json,
 //
 // # Safety
 //
-// `limiter` must be NULL or a live handle; `json_out`, if not NULL, must be valid for a write
+// `limiter` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `json_out`, if not NULL, must be valid for a write
 // of one pointer.
-LlmrResult llmr_rate_limiter_snapshot(const struct LlmrRateLimiter *limiter, char **json_out);
+LlmrResult llmr_rate_limiter_snapshot(const struct LlmrRateLimiter *limiter,
+                                      char **json_out);
 
 // Releases a limiter. NULL does nothing.
 //
 // # Safety
 //
-// `limiter` must be NULL or a handle from this library not freed since, and no other thread
-// may be using it.
+// `limiter` may be NULL, a handle from this library, or one already freed (nothing happens).
+// A call still using it on another thread finishes first.
 void llmr_rate_limiter_free(struct LlmrRateLimiter *limiter);
 
 // Asks to spend `units` for `key` (a session id, UTF-8, 1..=256 bytes) at `now_ms`. Allowed
@@ -1080,7 +1087,7 @@ void llmr_rate_limiter_free(struct LlmrRateLimiter *limiter);
 //
 // # Safety
 //
-// `limiter` must be NULL or a live handle; `key`, if not NULL, valid for reads of `key_len`
+// `limiter` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `key`, if not NULL, valid for reads of `key_len`
 // bytes; `out`, if not NULL, valid for a write of one `LlmrVerdict`.
 LlmrResult llmr_rate_limiter_check(const struct LlmrRateLimiter *limiter,
                                    const char *key,
@@ -1141,9 +1148,10 @@ LlmrResult llmr_rate_limiter_remaining(const struct LlmrRateLimiter *limiter,
 //
 // # Safety
 //
-// `limiter` must be NULL or a live handle; `out`, if not NULL, valid for a write of one
+// `limiter` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `out`, if not NULL, valid for a write of one
 // `size_t`.
-LlmrResult llmr_rate_limiter_len(const struct LlmrRateLimiter *limiter, size_t *out);
+LlmrResult llmr_rate_limiter_len(const struct LlmrRateLimiter *limiter,
+                                 size_t *out);
 
 // Returns the name of a result code as a static, NUL-terminated string: `"ok"`,
 // `"null-parameter"`, `"invalid-utf8"`, `"input-too-large"`, `"panic"`, `"invalid-config"`,
@@ -1194,7 +1202,7 @@ LlmrResult llmr_retry_budget_new(const char *config_json,
 //
 // # Safety
 //
-// `budget` must be NULL or a live handle.
+// `budget` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`).
 LlmrResult llmr_retry_budget_deposit(const struct LlmrRetryBudget *budget, uint64_t now_ms);
 
 // Writes to `*out` how many retries the budget would allow at `now_ms`.
@@ -1204,7 +1212,7 @@ LlmrResult llmr_retry_budget_deposit(const struct LlmrRetryBudget *budget, uint6
 //
 // # Safety
 //
-// `budget` must be NULL or a live handle; `out`, if not NULL, valid for a write of one
+// `budget` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `out`, if not NULL, valid for a write of one
 // `uint64_t`.
 LlmrResult llmr_retry_budget_available(const struct LlmrRetryBudget *budget,
                                        uint64_t now_ms,
@@ -1220,7 +1228,7 @@ LlmrResult llmr_retry_budget_available(const struct LlmrRetryBudget *budget,
 //
 // # Safety
 //
-// `policy` and `budget` must be NULL or live handles; `call_out`, if not NULL, valid for a
+// `policy` and `budget` may be NULL, live handles or freed ones (`LLMR_INVALID_HANDLE`); `call_out`, if not NULL, valid for a
 // write of one pointer.
 LlmrResult llmr_retry_start_call(const struct LlmrRetryPolicy *policy,
                                  uint64_t now_ms,
@@ -1241,7 +1249,7 @@ LlmrResult llmr_retry_start_call(const struct LlmrRetryPolicy *policy,
 //
 // # Safety
 //
-// `policy`, `call` and `budget` must be NULL or live handles; `failure`, if not NULL, must
+// `policy`, `call` and `budget` may be NULL, live handles or freed ones (`LLMR_INVALID_HANDLE`); `failure`, if not NULL, must
 // point to a valid `LlmrFailure`; `out`, if not NULL, valid for a write of one
 // `LlmrDecision`.
 LlmrResult llmr_retry_decide(const struct LlmrRetryPolicy *policy,
@@ -1257,21 +1265,21 @@ LlmrResult llmr_retry_decide(const struct LlmrRetryPolicy *policy,
 //
 // # Safety
 //
-// `policy` must be NULL or a handle from this library not freed since, no longer in use.
+// `policy` may be NULL, a handle from this library, or one already freed (nothing happens). A call still using it on another thread finishes first.
 void llmr_retry_policy_free(struct LlmrRetryPolicy *policy);
 
 // Releases a budget. NULL does nothing.
 //
 // # Safety
 //
-// `budget` must be NULL or a handle from this library not freed since, no longer in use.
+// `budget` may be NULL, a handle from this library, or one already freed (nothing happens). A call still using it on another thread finishes first.
 void llmr_retry_budget_free(struct LlmrRetryBudget *budget);
 
 // Releases a call. NULL does nothing.
 //
 // # Safety
 //
-// `call` must be NULL or a handle from this library not freed since, no longer in use.
+// `call` may be NULL, a handle from this library, or one already freed (nothing happens). A call still using it on another thread finishes first.
 void llmr_retry_call_free(struct LlmrRetryCall *call);
 
 // Returns the kebab-case name of an `LlmrRetryAction` (`"shrink-context"`), or
@@ -1311,8 +1319,8 @@ LlmrResult llmr_token_counter_upper_bound(struct LlmrTokenCounter **out);
 //
 // # Safety
 //
-// `counter` must be NULL or a handle from `llmr_token_counter_exact` /
-// `llmr_token_counter_upper_bound` that was not freed.
+// None beyond the type: `counter` may be NULL, a handle from `llmr_token_counter_exact` /
+// `llmr_token_counter_upper_bound`, or one already freed (nothing happens).
 void llmr_token_counter_free(struct LlmrTokenCounter *counter);
 
 // Writes to `*out` the encoding an OpenAI model id uses (`openai/gpt-4o` → o200k_base,
@@ -1338,7 +1346,7 @@ LlmrResult llmr_encoding_for_model(const char *model, size_t model_len, LlmrEnco
 //
 // # Safety
 //
-// `counter` must be NULL or a live handle; `text` NULL or valid for reads of `len` bytes;
+// `counter` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `text` NULL or valid for reads of `len` bytes;
 // `out` NULL or valid for a write of a `uint64_t`.
 LlmrResult llmr_token_counter_count_text(const struct LlmrTokenCounter *counter,
                                          const char *text,
@@ -1360,7 +1368,7 @@ LlmrResult llmr_token_counter_count_text(const struct LlmrTokenCounter *counter,
 //
 // # Safety
 //
-// `counter` must be NULL or a live handle; `messages` and `tools` NULL or valid for reads of
+// `counter` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `messages` and `tools` NULL or valid for reads of
 // their lengths; `out` NULL or valid for a write of a `uint64_t`; `error_out` NULL or valid
 // for a write of a pointer.
 LlmrResult llmr_token_counter_count_messages(const struct LlmrTokenCounter *counter,

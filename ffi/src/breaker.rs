@@ -27,7 +27,7 @@ use llm_resilience::breaker::{
     State, Transition,
 };
 
-use crate::handle::{free_handle, new_from_json};
+use crate::handle::{free_handle, get_handle, new_from_json, registered};
 use crate::json::{Rejection, write_json};
 use crate::panic::ffi_boundary;
 use crate::ptr::{OutPtr, try_ref, try_str};
@@ -321,12 +321,16 @@ pub struct LlmrBreaker {
     inner: Mutex<Breaker>,
 }
 
+registered!(LlmrBreaker);
+
 /// One breaker per key (model or provider), at most `max_keys` of them. Opaque: create it
 /// with `llmr_breaker_set_new` or `llmr_breaker_set_restore`, release it with
 /// `llmr_breaker_set_free`. Safe to share between threads.
 pub struct LlmrBreakerSet {
     inner: Mutex<BreakerSet>,
 }
+
+registered!(LlmrBreakerSet);
 
 /// Locks `m`; a lock poisoned by a panicking thread is used as it is (see the module docs).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -439,19 +443,15 @@ pub unsafe extern "C" fn llmr_breaker_restore(
     })
 }
 
-/// Releases a breaker. NULL does nothing. No other thread may use the handle during or after
-/// the call.
+/// Releases a breaker. NULL, or a breaker already freed, does nothing; a call still using it
+/// on another thread finishes first, and every later call returns `LLMR_INVALID_HANDLE`.
 ///
 /// # Safety
 ///
-/// `breaker` must be NULL or a handle from `llmr_breaker_new` / `llmr_breaker_restore` that
-/// was not freed.
+/// None beyond the type: `breaker` may be any value this library handed out, or NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_breaker_free(breaker: *mut LlmrBreaker) {
-    ffi_boundary!({
-        // SAFETY: a live handle, freed once (contract).
-        unsafe { free_handle(breaker) }
-    })
+    ffi_boundary!({ free_handle(breaker) })
 }
 
 /// Exports the breaker's whole state as JSON into `*json_out` (release it with
@@ -461,7 +461,7 @@ pub unsafe extern "C" fn llmr_breaker_free(breaker: *mut LlmrBreaker) {
 ///
 /// # Safety
 ///
-/// `breaker` must be NULL or a live handle; `json_out` NULL or valid for a write of a pointer.
+/// `breaker` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `json_out` NULL or valid for a write of a pointer.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_breaker_snapshot(
     breaker: *const LlmrBreaker,
@@ -474,8 +474,7 @@ pub unsafe extern "C" fn llmr_breaker_snapshot(
             Err(e) => return e,
         };
         out.write(std::ptr::null_mut());
-        // SAFETY: `breaker` is NULL or a live handle (contract).
-        let breaker = match unsafe { try_ref(breaker) } {
+        let breaker = match get_handle(breaker) {
             Ok(b) => b,
             Err(e) => return e,
         };
@@ -498,7 +497,7 @@ pub unsafe extern "C" fn llmr_breaker_snapshot(
 ///
 /// # Safety
 ///
-/// `breaker` must be NULL or a live handle; `out` NULL or valid for a write of an
+/// `breaker` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `out` NULL or valid for a write of an
 /// `LlmrAdmission`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_breaker_acquire(
@@ -513,8 +512,7 @@ pub unsafe extern "C" fn llmr_breaker_acquire(
             Err(e) => return e,
         };
         out.write(LlmrAdmission::ZEROED);
-        // SAFETY: `breaker` is NULL or a live handle (contract).
-        let breaker = match unsafe { try_ref(breaker) } {
+        let breaker = match get_handle(breaker) {
             Ok(b) => b,
             Err(e) => return e,
         };
@@ -536,7 +534,7 @@ pub unsafe extern "C" fn llmr_breaker_acquire(
 ///
 /// # Safety
 ///
-/// `breaker` must be NULL or a live handle; `permit` NULL or valid for a read of an
+/// `breaker` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `permit` NULL or valid for a read of an
 /// `LlmrPermit`; `out` NULL or valid for a write of an `LlmrRecorded`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_breaker_record(
@@ -556,8 +554,7 @@ pub unsafe extern "C" fn llmr_breaker_record(
             Err(e) => return e,
         };
         out.write(LlmrRecorded::ZEROED);
-        // SAFETY: `breaker` is NULL or a live handle (contract).
-        let breaker = match unsafe { try_ref(breaker) } {
+        let breaker = match get_handle(breaker) {
             Ok(b) => b,
             Err(e) => return e,
         };
@@ -581,7 +578,7 @@ pub unsafe extern "C" fn llmr_breaker_record(
 ///
 /// # Safety
 ///
-/// `breaker` must be NULL or a live handle; `out` NULL or valid for a write of an
+/// `breaker` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `out` NULL or valid for a write of an
 /// `LlmrBreakerState`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_breaker_state(
@@ -596,8 +593,7 @@ pub unsafe extern "C" fn llmr_breaker_state(
             Err(e) => return e,
         };
         out.write(LlmrBreakerState::Closed);
-        // SAFETY: `breaker` is NULL or a live handle (contract).
-        let breaker = match unsafe { try_ref(breaker) } {
+        let breaker = match get_handle(breaker) {
             Ok(b) => b,
             Err(e) => return e,
         };
@@ -612,7 +608,7 @@ pub unsafe extern "C" fn llmr_breaker_state(
 ///
 /// # Safety
 ///
-/// `breaker` must be NULL or a live handle; `out` NULL or valid for a write of an
+/// `breaker` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `out` NULL or valid for a write of an
 /// `LlmrCounts`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_breaker_counts(
@@ -627,8 +623,7 @@ pub unsafe extern "C" fn llmr_breaker_counts(
             Err(e) => return e,
         };
         out.write(LlmrCounts::ZEROED);
-        // SAFETY: `breaker` is NULL or a live handle (contract).
-        let breaker = match unsafe { try_ref(breaker) } {
+        let breaker = match get_handle(breaker) {
             Ok(b) => b,
             Err(e) => return e,
         };
@@ -655,8 +650,7 @@ unsafe fn switch(
         Err(e) => return e,
     };
     out.write(LlmrTransition::NONE);
-    // SAFETY: `breaker` is NULL or a live handle (contract).
-    let breaker = match unsafe { try_ref(breaker) } {
+    let breaker = match get_handle(breaker) {
         Ok(b) => b,
         Err(e) => return e,
     };
@@ -671,7 +665,7 @@ unsafe fn switch(
 ///
 /// # Safety
 ///
-/// `breaker` must be NULL or a live handle; `out` NULL or valid for a write of an
+/// `breaker` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `out` NULL or valid for a write of an
 /// `LlmrTransition`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_breaker_force_open(
@@ -775,19 +769,15 @@ pub unsafe extern "C" fn llmr_breaker_set_restore(
     })
 }
 
-/// Releases a set. NULL does nothing. No other thread may use the handle during or after the
-/// call.
+/// Releases a set. NULL, or a set already freed, does nothing; a call still using it on
+/// another thread finishes first, and every later call returns `LLMR_INVALID_HANDLE`.
 ///
 /// # Safety
 ///
-/// `set` must be NULL or a handle from `llmr_breaker_set_new` / `llmr_breaker_set_restore`
-/// that was not freed.
+/// None beyond the type: `set` may be any value this library handed out, or NULL.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_breaker_set_free(set: *mut LlmrBreakerSet) {
-    ffi_boundary!({
-        // SAFETY: a live handle, freed once (contract).
-        unsafe { free_handle(set) }
-    })
+    ffi_boundary!({ free_handle(set) })
 }
 
 /// Writes the set's state as JSON (every key's breaker) or its sorted key list as a JSON array.
@@ -806,8 +796,7 @@ unsafe fn set_json(
         Err(e) => return e,
     };
     out.write(std::ptr::null_mut());
-    // SAFETY: `set` is NULL or a live handle (contract).
-    let set = match unsafe { try_ref(set) } {
+    let set = match get_handle(set) {
         Ok(s) => s,
         Err(e) => return e,
     };
@@ -833,7 +822,7 @@ unsafe fn set_json(
 ///
 /// # Safety
 ///
-/// `set` must be NULL or a live handle; `json_out` NULL or valid for a write of a pointer.
+/// `set` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `json_out` NULL or valid for a write of a pointer.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_breaker_set_snapshot(
     set: *const LlmrBreakerSet,
@@ -867,7 +856,7 @@ pub unsafe extern "C" fn llmr_breaker_set_keys(
 ///
 /// # Safety
 ///
-/// `set` must be NULL or a live handle; `key` NULL or valid for reads of `key_len` bytes;
+/// `set` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `key` NULL or valid for reads of `key_len` bytes;
 /// `out` NULL or valid for a write of an `LlmrAdmission`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_breaker_set_acquire(
@@ -884,8 +873,7 @@ pub unsafe extern "C" fn llmr_breaker_set_acquire(
             Err(e) => return e,
         };
         out.write(LlmrAdmission::ZEROED);
-        // SAFETY: `set` is NULL or a live handle (contract).
-        let set = match unsafe { try_ref(set) } {
+        let set = match get_handle(set) {
             Ok(s) => s,
             Err(e) => return e,
         };
@@ -932,8 +920,7 @@ pub unsafe extern "C" fn llmr_breaker_set_record(
             Err(e) => return e,
         };
         out.write(LlmrRecorded::ZEROED);
-        // SAFETY: `set` is NULL or a live handle (contract).
-        let set = match unsafe { try_ref(set) } {
+        let set = match get_handle(set) {
             Ok(s) => s,
             Err(e) => return e,
         };

@@ -18,9 +18,10 @@ use llm_resilience::context::{
 use llm_resilience::retry::{RetryConfig, RetryPolicy};
 use serde::{Deserialize, Serialize};
 
+use crate::handle::get_handle;
 use crate::json::{ErrorOut, Rejection, read_json, write_json};
 use crate::panic::ffi_boundary;
-use crate::ptr::{OutPtr, try_ref};
+use crate::ptr::OutPtr;
 use crate::result::LlmrResult;
 use crate::tokens::LlmrTokenCounter;
 
@@ -94,8 +95,8 @@ fn deliver(out: &mut OutPtr<'_, *mut c_char>, text: Result<*mut c_char, LlmrResu
 ///
 /// # Safety
 ///
-/// `budget` and `input` must be NULL or valid for reads of their lengths; `counter` NULL or a
-/// live handle; `result_json` NULL or valid for a write of a pointer; so must `error_out`
+/// `budget` and `input` must be NULL or valid for reads of their lengths; `counter` NULL, a
+/// live handle or a freed one (`LLMR_INVALID_HANDLE`); `result_json` NULL or valid for a write of a pointer; so must `error_out`
 /// (which may be NULL).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_context_trim(
@@ -116,8 +117,7 @@ pub unsafe extern "C" fn llmr_context_trim(
             Err(e) => return e,
         };
         out.write(std::ptr::null_mut());
-        // SAFETY: `counter` is NULL or a live handle (contract).
-        let counter = match unsafe { try_ref(counter) } {
+        let counter = match get_handle(counter) {
             Ok(c) => c,
             Err(e) => return e,
         };

@@ -19,10 +19,10 @@ use llm_resilience::credits::{
     parse_credits, parse_key, suggest_max_tokens,
 };
 
-use crate::handle::{free_handle, new_from_json};
+use crate::handle::{free_handle, get_handle, new_from_json, registered};
 use crate::json::{ErrorOut, LLMR_LIMIT_JSON_BYTES, Rejection, read_json, write_json};
 use crate::panic::ffi_boundary;
-use crate::ptr::{OutPtr, try_ref, try_slice, try_str};
+use crate::ptr::{OutPtr, try_slice, try_str};
 use crate::result::LlmrResult;
 
 /// A credit monitor. Opaque: create it with `llmr_credit_monitor_new` or
@@ -31,6 +31,8 @@ use crate::result::LlmrResult;
 pub struct LlmrCreditMonitor {
     inner: Mutex<CreditMonitor>,
 }
+
+registered!(LlmrCreditMonitor);
 
 /// What a 402 "can only afford" text says (`llmr_credits_suggest_max_tokens`). Plain data.
 #[repr(C)]
@@ -151,13 +153,10 @@ pub unsafe extern "C" fn llmr_credit_monitor_restore(
 ///
 /// # Safety
 ///
-/// `monitor` must be NULL or a live handle that was not freed.
+/// `monitor` may be NULL, a handle from this library, or one already freed (nothing happens).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_credit_monitor_free(monitor: *mut LlmrCreditMonitor) {
-    ffi_boundary!({
-        // SAFETY: a live handle, freed once (contract).
-        unsafe { free_handle(monitor) }
-    })
+    ffi_boundary!({ free_handle(monitor) })
 }
 
 /// Feeds one poll to the monitor and writes the alert events it caused to `*alerts_json` as a
@@ -175,7 +174,7 @@ pub unsafe extern "C" fn llmr_credit_monitor_free(monitor: *mut LlmrCreditMonito
 ///
 /// # Safety
 ///
-/// `monitor` must be NULL or a live handle; `snapshot` NULL or valid for reads of
+/// `monitor` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `snapshot` NULL or valid for reads of
 /// `snapshot_len` bytes; `alerts_json` NULL or valid for a write of a pointer; so must
 /// `error_out` (which may be NULL).
 #[unsafe(no_mangle)]
@@ -199,8 +198,7 @@ pub unsafe extern "C" fn llmr_credit_monitor_observe(
             Err(e) => return e,
         };
         out.write(std::ptr::null_mut());
-        // SAFETY: `monitor` is NULL or a live handle (contract).
-        let monitor = match unsafe { try_ref(monitor) } {
+        let monitor = match get_handle(monitor) {
             Ok(m) => m,
             Err(e) => return e,
         };
@@ -225,7 +223,7 @@ pub unsafe extern "C" fn llmr_credit_monitor_observe(
 ///
 /// # Safety
 ///
-/// `monitor` must be NULL or a live handle; `status_json` NULL or valid for a write of a
+/// `monitor` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `status_json` NULL or valid for a write of a
 /// pointer.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_credit_monitor_status(
@@ -239,8 +237,7 @@ pub unsafe extern "C" fn llmr_credit_monitor_status(
             Err(e) => return e,
         };
         out.write(std::ptr::null_mut());
-        // SAFETY: `monitor` is NULL or a live handle (contract).
-        let monitor = match unsafe { try_ref(monitor) } {
+        let monitor = match get_handle(monitor) {
             Ok(m) => m,
             Err(e) => return e,
         };
@@ -256,7 +253,7 @@ pub unsafe extern "C" fn llmr_credit_monitor_status(
 ///
 /// # Safety
 ///
-/// `monitor` must be NULL or a live handle; `json_out` NULL or valid for a write of a pointer.
+/// `monitor` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `json_out` NULL or valid for a write of a pointer.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_credit_monitor_snapshot(
     monitor: *const LlmrCreditMonitor,
@@ -269,8 +266,7 @@ pub unsafe extern "C" fn llmr_credit_monitor_snapshot(
             Err(e) => return e,
         };
         out.write(std::ptr::null_mut());
-        // SAFETY: `monitor` is NULL or a live handle (contract).
-        let monitor = match unsafe { try_ref(monitor) } {
+        let monitor = match get_handle(monitor) {
             Ok(m) => m,
             Err(e) => return e,
         };

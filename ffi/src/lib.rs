@@ -17,6 +17,10 @@
 //!   (`panic::ffi_boundary!`) that turns a panic into [`LlmrResult::LlmrPanic`].
 //! - Pointers are NULL-checked by typed helpers (`ptr.rs`) that hold all of the crate's
 //!   pointer dereferences, each under a `// SAFETY:` comment.
+//! - Handles (`LlmrBreaker *`, `LlmrRateLimiter *`, …) are opaque tokens, not addresses: each
+//!   call looks its handle up in a registry of live handles (`handle.rs`). A handle used after
+//!   its `_free` (or racing with it on another thread) gives [`LlmrResult::LlmrInvalidHandle`]
+//!   instead of reading freed memory, and freeing twice does nothing.
 //!
 //! ## Input limits
 //!

@@ -6,16 +6,16 @@
 //! clock in milliseconds (`now_ms`); a clock that goes backwards is treated as standing still.
 
 use std::ffi::c_char;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use llm_resilience::ratelimit::{
     RateLimitConfig, RateLimitError, RateLimitSnapshot, RateLimiter, Verdict,
 };
 
-use crate::handle::{free_handle, new_from_json};
+use crate::handle::{free_handle, get_handle, new_from_json, registered};
 use crate::json::{Rejection, write_json};
 use crate::panic::ffi_boundary;
-use crate::ptr::{OutPtr, try_ref, try_str};
+use crate::ptr::{OutPtr, try_str};
 use crate::result::LlmrResult;
 
 /// Keys longer than this are rejected as `LLMR_INPUT_TOO_LARGE` before they are read; keys up
@@ -28,6 +28,8 @@ const KEY_LIMIT: usize = crate::classify::LLMR_LIMIT_STRING_BYTES;
 pub struct LlmrRateLimiter {
     inner: Mutex<RateLimiter>,
 }
+
+registered!(LlmrRateLimiter);
 
 impl LlmrRateLimiter {
     /// The limiter, whatever a panicking thread left behind (the core never panics, and a
@@ -83,18 +85,17 @@ fn limit_error(e: RateLimitError) -> LlmrResult {
     }
 }
 
-/// Borrows the handle and the key.
+/// Finds the handle and borrows the key.
 ///
 /// # Safety
 ///
-/// `l` is NULL or a live handle; `key` is NULL or valid for reads of `key_len` bytes.
+/// `key` is NULL or valid for reads of `key_len` bytes.
 unsafe fn handle_and_key<'a>(
     l: *const LlmrRateLimiter,
     key: *const c_char,
     key_len: usize,
-) -> Result<(&'a LlmrRateLimiter, &'a str), LlmrResult> {
-    // SAFETY: forwarded to the caller.
-    let l = unsafe { try_ref(l) }?;
+) -> Result<(Arc<LlmrRateLimiter>, &'a str), LlmrResult> {
+    let l = get_handle(l)?;
     // SAFETY: forwarded to the caller.
     let key = unsafe { try_str(key, key_len, KEY_LIMIT) }?;
     Ok((l, key))
@@ -185,7 +186,7 @@ pub unsafe extern "C" fn llmr_rate_limiter_restore(
 ///
 /// # Safety
 ///
-/// `limiter` must be NULL or a live handle; `json_out`, if not NULL, must be valid for a write
+/// `limiter` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `json_out`, if not NULL, must be valid for a write
 /// of one pointer.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_rate_limiter_snapshot(
@@ -199,8 +200,7 @@ pub unsafe extern "C" fn llmr_rate_limiter_snapshot(
             Err(e) => return e,
         };
         out.write(std::ptr::null_mut());
-        // SAFETY: `limiter` is NULL or live (contract).
-        let l = match unsafe { try_ref(limiter) } {
+        let l = match get_handle(limiter) {
             Ok(l) => l,
             Err(e) => return e,
         };
@@ -219,14 +219,11 @@ pub unsafe extern "C" fn llmr_rate_limiter_snapshot(
 ///
 /// # Safety
 ///
-/// `limiter` must be NULL or a handle from this library not freed since, and no other thread
-/// may be using it.
+/// `limiter` may be NULL, a handle from this library, or one already freed (nothing happens).
+/// A call still using it on another thread finishes first.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_rate_limiter_free(limiter: *mut LlmrRateLimiter) {
-    ffi_boundary!({
-        // SAFETY: forwarded to the caller.
-        unsafe { free_handle(limiter) }
-    })
+    ffi_boundary!({ free_handle(limiter) })
 }
 
 /// Asks to spend `units` for `key` (a session id, UTF-8, 1..=256 bytes) at `now_ms`. Allowed
@@ -241,7 +238,7 @@ pub unsafe extern "C" fn llmr_rate_limiter_free(limiter: *mut LlmrRateLimiter) {
 ///
 /// # Safety
 ///
-/// `limiter` must be NULL or a live handle; `key`, if not NULL, valid for reads of `key_len`
+/// `limiter` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `key`, if not NULL, valid for reads of `key_len`
 /// bytes; `out`, if not NULL, valid for a write of one `LlmrVerdict`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_rate_limiter_check(
@@ -378,7 +375,7 @@ pub unsafe extern "C" fn llmr_rate_limiter_remaining(
 ///
 /// # Safety
 ///
-/// `limiter` must be NULL or a live handle; `out`, if not NULL, valid for a write of one
+/// `limiter` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `out`, if not NULL, valid for a write of one
 /// `size_t`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_rate_limiter_len(
@@ -392,8 +389,7 @@ pub unsafe extern "C" fn llmr_rate_limiter_len(
             Err(e) => return e,
         };
         out.write(0);
-        // SAFETY: `limiter` is NULL or live (contract).
-        let l = match unsafe { try_ref(limiter) } {
+        let l = match get_handle(limiter) {
             Ok(l) => l,
             Err(e) => return e,
         };
@@ -685,8 +681,7 @@ mod tests {
     #[test]
     fn a_poisoned_lock_is_recovered_without_panicking() {
         let l = new("{}");
-        // SAFETY: `l` is live until freed below.
-        let handle = unsafe { &*l };
+        let handle = get_handle(l).expect("a live handle");
         let poisoner = std::thread::scope(|s| {
             s.spawn(|| {
                 let _guard = handle.inner.lock();

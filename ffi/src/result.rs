@@ -51,11 +51,15 @@ pub enum LlmrResult {
     /// core's `CreditsError` JSON (`too-large`, `invalid-json`, `api`, `missing-field`,
     /// `invalid-field`, `out-of-range`), which never holds a field's value.
     LlmrInvalidResponse = 13,
+    /// A handle that was already freed (or never created by this library) was passed: the
+    /// call had no effect. Handles are looked up in a registry, so a use after free is this
+    /// error, never a read of freed memory.
+    LlmrInvalidHandle = 14,
 }
 
 impl LlmrResult {
     /// Every code, in numeric order.
-    pub(crate) const ALL: [LlmrResult; 14] = [
+    pub(crate) const ALL: [LlmrResult; 15] = [
         LlmrResult::LlmrOk,
         LlmrResult::LlmrNullParameter,
         LlmrResult::LlmrInvalidUtf8,
@@ -70,6 +74,7 @@ impl LlmrResult {
         LlmrResult::LlmrDoesNotFit,
         LlmrResult::LlmrContextRejected,
         LlmrResult::LlmrInvalidResponse,
+        LlmrResult::LlmrInvalidHandle,
     ];
 
     /// The stable, kebab-case name of the code (`"invalid-utf8"`).
@@ -89,6 +94,7 @@ impl LlmrResult {
             LlmrResult::LlmrDoesNotFit => c"does-not-fit",
             LlmrResult::LlmrContextRejected => c"context-rejected",
             LlmrResult::LlmrInvalidResponse => c"invalid-response",
+            LlmrResult::LlmrInvalidHandle => c"invalid-handle",
         }
     }
 
@@ -123,7 +129,7 @@ mod tests {
     #[test]
     fn codes_are_stable_and_named() {
         let values: Vec<u32> = LlmrResult::ALL.iter().map(|r| *r as u32).collect();
-        assert_eq!(values, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]);
+        assert_eq!(values, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
         for r in LlmrResult::ALL {
             // SAFETY: llmr_result_name returns a static NUL-terminated string.
             let name = unsafe { CStr::from_ptr(llmr_result_name(r as u32)) };

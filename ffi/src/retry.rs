@@ -18,7 +18,9 @@ use llm_resilience::retry::{
 use llm_resilience::{Classification, ErrorKind};
 
 use crate::classify::LlmrErrorKind;
-use crate::handle::{free_handle, into_handle, new_from_json};
+use crate::handle::{
+    free_handle, get_handle, get_optional_handle, into_handle, new_from_json, registered,
+};
 use crate::json::Rejection;
 use crate::panic::ffi_boundary;
 use crate::ptr::{OutPtr, try_ref};
@@ -35,17 +37,23 @@ pub struct LlmrRetryPolicy {
     inner: RetryPolicy,
 }
 
+registered!(LlmrRetryPolicy);
+
 /// A service-wide retry budget (`llmr_retry_budget_new`, `llmr_retry_budget_free`): retries
 /// allowed are a share of recent requests plus a small floor. Safe to share between threads.
 pub struct LlmrRetryBudget {
     inner: Mutex<RetryBudget>,
 }
 
+registered!(LlmrRetryBudget);
+
 /// One call's retry state (`llmr_retry_start_call`, `llmr_retry_call_free`). Drive it from one
 /// thread at a time (a mutex inside keeps misuse memory-safe).
 pub struct LlmrRetryCall {
     inner: Mutex<CallState>,
 }
+
+registered!(LlmrRetryCall);
 
 /// What to do about a failed attempt. Values are part of the ABI and never reused.
 #[repr(u32)]
@@ -347,15 +355,14 @@ pub unsafe extern "C" fn llmr_retry_budget_new(
 ///
 /// # Safety
 ///
-/// `budget` must be NULL or a live handle.
+/// `budget` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_retry_budget_deposit(
     budget: *const LlmrRetryBudget,
     now_ms: u64,
 ) -> LlmrResult {
     ffi_boundary!({
-        // SAFETY: `budget` is NULL or live (contract).
-        match unsafe { try_ref(budget) } {
+        match get_handle(budget) {
             Ok(b) => {
                 lock(&b.inner).deposit(now_ms);
                 LlmrResult::LlmrOk
@@ -372,7 +379,7 @@ pub unsafe extern "C" fn llmr_retry_budget_deposit(
 ///
 /// # Safety
 ///
-/// `budget` must be NULL or a live handle; `out`, if not NULL, valid for a write of one
+/// `budget` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `out`, if not NULL, valid for a write of one
 /// `uint64_t`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_retry_budget_available(
@@ -387,8 +394,7 @@ pub unsafe extern "C" fn llmr_retry_budget_available(
             Err(e) => return e,
         };
         out.write(0);
-        // SAFETY: `budget` is NULL or live (contract).
-        match unsafe { try_ref(budget) } {
+        match get_handle(budget) {
             Ok(b) => {
                 out.write(lock(&b.inner).available(now_ms));
                 LlmrResult::LlmrOk
@@ -408,7 +414,7 @@ pub unsafe extern "C" fn llmr_retry_budget_available(
 ///
 /// # Safety
 ///
-/// `policy` and `budget` must be NULL or live handles; `call_out`, if not NULL, valid for a
+/// `policy` and `budget` may be NULL, live handles or freed ones (`LLMR_INVALID_HANDLE`); `call_out`, if not NULL, valid for a
 /// write of one pointer.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_retry_start_call(
@@ -425,17 +431,16 @@ pub unsafe extern "C" fn llmr_retry_start_call(
             Err(e) => return e,
         };
         out.write(std::ptr::null_mut());
-        // SAFETY: `policy` is NULL or live (contract).
-        let policy = match unsafe { try_ref(policy) } {
+        let policy = match get_handle(policy) {
             Ok(p) => p,
             Err(e) => return e,
         };
-        // SAFETY: `budget` is NULL or live (contract).
-        let state = match unsafe { try_ref(budget) } {
-            Ok(b) => policy.inner.start_call(now_ms, seed, &mut lock(&b.inner)),
-            Err(_) => policy
+        let state = match get_optional_handle(budget) {
+            Ok(Some(b)) => policy.inner.start_call(now_ms, seed, &mut lock(&b.inner)),
+            Ok(None) => policy
                 .inner
                 .start_call(now_ms, seed, &mut unlimited_budget()),
+            Err(e) => return e,
         };
         out.write(into_handle(LlmrRetryCall {
             inner: Mutex::new(state),
@@ -457,7 +462,7 @@ pub unsafe extern "C" fn llmr_retry_start_call(
 ///
 /// # Safety
 ///
-/// `policy`, `call` and `budget` must be NULL or live handles; `failure`, if not NULL, must
+/// `policy`, `call` and `budget` may be NULL, live handles or freed ones (`LLMR_INVALID_HANDLE`); `failure`, if not NULL, must
 /// point to a valid `LlmrFailure`; `out`, if not NULL, valid for a write of one
 /// `LlmrDecision`.
 #[unsafe(no_mangle)]
@@ -479,13 +484,11 @@ pub unsafe extern "C" fn llmr_retry_decide(
             Err(e) => return e,
         };
         out.write(LlmrDecision::ZEROED);
-        // SAFETY: `policy` is NULL or live (contract).
-        let policy = match unsafe { try_ref(policy) } {
+        let policy = match get_handle(policy) {
             Ok(p) => p,
             Err(e) => return e,
         };
-        // SAFETY: `call` is NULL or live (contract).
-        let call = match unsafe { try_ref(call) } {
+        let call = match get_handle(call) {
             Ok(c) => c,
             Err(e) => return e,
         };
@@ -495,14 +498,19 @@ pub unsafe extern "C" fn llmr_retry_decide(
             Err(e) => return e,
         };
         let tokens = has_request_tokens.then_some(request_tokens);
+        let budget = match get_optional_handle(budget) {
+            Ok(b) => b,
+            Err(e) => return e,
+        };
         // Lock order: the call, then the budget (the same everywhere).
         let mut state = lock(&call.inner);
-        // SAFETY: `budget` is NULL or live (contract).
-        let decision = match unsafe { try_ref(budget) } {
-            Ok(b) => policy
-                .inner
-                .decide(&mut state, &failure, now_ms, tokens, &mut lock(&b.inner)),
-            Err(_) => policy.inner.decide(
+        let decision = match budget {
+            Some(b) => {
+                policy
+                    .inner
+                    .decide(&mut state, &failure, now_ms, tokens, &mut lock(&b.inner))
+            }
+            None => policy.inner.decide(
                 &mut state,
                 &failure,
                 now_ms,
@@ -519,39 +527,30 @@ pub unsafe extern "C" fn llmr_retry_decide(
 ///
 /// # Safety
 ///
-/// `policy` must be NULL or a handle from this library not freed since, no longer in use.
+/// `policy` may be NULL, a handle from this library, or one already freed (nothing happens). A call still using it on another thread finishes first.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_retry_policy_free(policy: *mut LlmrRetryPolicy) {
-    ffi_boundary!({
-        // SAFETY: forwarded to the caller.
-        unsafe { free_handle(policy) }
-    })
+    ffi_boundary!({ free_handle(policy) })
 }
 
 /// Releases a budget. NULL does nothing.
 ///
 /// # Safety
 ///
-/// `budget` must be NULL or a handle from this library not freed since, no longer in use.
+/// `budget` may be NULL, a handle from this library, or one already freed (nothing happens). A call still using it on another thread finishes first.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_retry_budget_free(budget: *mut LlmrRetryBudget) {
-    ffi_boundary!({
-        // SAFETY: forwarded to the caller.
-        unsafe { free_handle(budget) }
-    })
+    ffi_boundary!({ free_handle(budget) })
 }
 
 /// Releases a call. NULL does nothing.
 ///
 /// # Safety
 ///
-/// `call` must be NULL or a handle from this library not freed since, no longer in use.
+/// `call` may be NULL, a handle from this library, or one already freed (nothing happens). A call still using it on another thread finishes first.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_retry_call_free(call: *mut LlmrRetryCall) {
-    ffi_boundary!({
-        // SAFETY: forwarded to the caller.
-        unsafe { free_handle(call) }
-    })
+    ffi_boundary!({ free_handle(call) })
 }
 
 const ACTION_NAMES: [&CStr; 3] = [c"retry", c"shrink-context", c"give-up"];

@@ -13,10 +13,10 @@ use llm_resilience::tokens::{
     Encoding, MAX_TOKENIZE_BYTES, TokenCounter, TokenError, Tokenizer, UpperBound,
 };
 
-use crate::handle::{free_handle, into_handle};
+use crate::handle::{free_handle, get_handle, into_handle, registered};
 use crate::json::{ErrorOut, LLMR_LIMIT_JSON_BYTES, Rejection, read_json};
 use crate::panic::ffi_boundary;
-use crate::ptr::{OutPtr, try_ref, try_str};
+use crate::ptr::{OutPtr, try_str};
 use crate::result::LlmrResult;
 
 /// At most this many bytes of text are tokenized in one call (a text, or a request's texts
@@ -50,6 +50,8 @@ impl From<Encoding> for LlmrEncoding {
 pub struct LlmrTokenCounter {
     inner: Counter,
 }
+
+registered!(LlmrTokenCounter);
 
 /// The two counters of the core.
 enum Counter {
@@ -141,14 +143,11 @@ pub unsafe extern "C" fn llmr_token_counter_upper_bound(
 ///
 /// # Safety
 ///
-/// `counter` must be NULL or a handle from `llmr_token_counter_exact` /
-/// `llmr_token_counter_upper_bound` that was not freed.
+/// None beyond the type: `counter` may be NULL, a handle from `llmr_token_counter_exact` /
+/// `llmr_token_counter_upper_bound`, or one already freed (nothing happens).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_token_counter_free(counter: *mut LlmrTokenCounter) {
-    ffi_boundary!({
-        // SAFETY: a live handle, freed once (contract).
-        unsafe { free_handle(counter) }
-    })
+    ffi_boundary!({ free_handle(counter) })
 }
 
 /// Writes to `*out` the encoding an OpenAI model id uses (`openai/gpt-4o` → o200k_base,
@@ -200,7 +199,7 @@ pub(crate) fn token_error_code(_e: &TokenError) -> LlmrResult {
 ///
 /// # Safety
 ///
-/// `counter` must be NULL or a live handle; `text` NULL or valid for reads of `len` bytes;
+/// `counter` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `text` NULL or valid for reads of `len` bytes;
 /// `out` NULL or valid for a write of a `uint64_t`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn llmr_token_counter_count_text(
@@ -216,8 +215,7 @@ pub unsafe extern "C" fn llmr_token_counter_count_text(
             Err(e) => return e,
         };
         out.write(0);
-        // SAFETY: `counter` is NULL or a live handle (contract).
-        let counter = match unsafe { try_ref(counter) } {
+        let counter = match get_handle(counter) {
             Ok(c) => c,
             Err(e) => return e,
         };
@@ -283,7 +281,7 @@ unsafe fn read_request(
 ///
 /// # Safety
 ///
-/// `counter` must be NULL or a live handle; `messages` and `tools` NULL or valid for reads of
+/// `counter` may be NULL, a live handle or a freed one (`LLMR_INVALID_HANDLE`); `messages` and `tools` NULL or valid for reads of
 /// their lengths; `out` NULL or valid for a write of a `uint64_t`; `error_out` NULL or valid
 /// for a write of a pointer.
 #[unsafe(no_mangle)]
@@ -305,8 +303,7 @@ pub unsafe extern "C" fn llmr_token_counter_count_messages(
             Err(e) => return e,
         };
         out.write(0);
-        // SAFETY: `counter` is NULL or a live handle (contract).
-        let counter = match unsafe { try_ref(counter) } {
+        let counter = match get_handle(counter) {
             Ok(c) => c,
             Err(e) => return e,
         };

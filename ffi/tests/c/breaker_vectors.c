@@ -302,6 +302,14 @@ static int abuse(void) {
     CHECK(llmr_breaker_restore("{", 1, &restored, NULL) == LLMR_INVALID_CONFIG && restored == NULL,
           "corrupt snapshot");
     llmr_breaker_free(b);
+    /* Use after free: handles are looked up in the library's registry, so a freed one is a
+     * typed error (before: a read of freed memory, which hung on the freed mutex). */
+    LlmrBreakerState st = LLMR_BREAKER_STATE_OPEN;
+    CHECK(llmr_breaker_acquire(b, 0, &a) == LLMR_INVALID_HANDLE && !a.admitted, "acquire after free");
+    CHECK(llmr_breaker_state(b, 0, &st) == LLMR_INVALID_HANDLE, "state after free");
+    char *snap = NULL;
+    CHECK(llmr_breaker_snapshot(b, &snap) == LLMR_INVALID_HANDLE && snap == NULL, "snapshot after free");
+    llmr_breaker_free(b); /* a double free does nothing */
 
     CHECK(llmr_breaker_set_new("{}", 2, 0, &set, &error) == LLMR_INVALID_CONFIG && error &&
               strstr(error, "max_keys"),
@@ -315,6 +323,8 @@ static int abuse(void) {
     memset(long_key, 'k', sizeof long_key);
     CHECK(llmr_breaker_set_acquire(set, long_key, sizeof long_key, 0, &a) == LLMR_INVALID_KEY, "long key");
     CHECK(llmr_breaker_set_acquire(set, NULL, 3, 0, &a) == LLMR_NULL_PARAMETER, "NULL key");
+    llmr_breaker_set_free(set);
+    CHECK(llmr_breaker_set_acquire(set, "m", 1, 0, &a) == LLMR_INVALID_HANDLE, "set acquire after free");
     llmr_breaker_set_free(set);
     llmr_breaker_set_free(NULL);
     llmr_breaker_free(NULL);

@@ -12,9 +12,12 @@
 
 #include <cjson/cJSON.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "llm_resilience.h"
 #include "vectors_common.h"
@@ -130,6 +133,30 @@ static int abuse_passed, abuse_failed;
         }                                                                    \
     } while (0)
 
+/* Threads that check the limiter while the main thread frees it: each call must return
+ * LLMR_OK (before the free) or LLMR_INVALID_HANDLE (after), never crash, hang or read freed
+ * memory (AddressSanitizer and valgrind watch). */
+static LlmrRateLimiter *shared;
+static atomic_int after_free_seen, other_results;
+
+static void *hammer(void *arg) {
+    (void)arg;
+    /* Until the free is seen (bounded, so a bug cannot loop forever). */
+    for (uint64_t i = 0; i < 100000000; i++) {
+        LlmrVerdict v;
+        LlmrResult r = llmr_rate_limiter_check(shared, "k", 1, 1, i, &v);
+        if (r == LLMR_INVALID_HANDLE) {
+            atomic_fetch_add(&after_free_seen, 1);
+            break;
+        }
+        if (r != LLMR_OK) {
+            atomic_fetch_add(&other_results, 1);
+            break;
+        }
+    }
+    return NULL;
+}
+
 static void run_abuse(void) {
     LlmrRateLimiter *l = NULL;
     char *error = (char *)"stale";
@@ -158,8 +185,27 @@ static void run_abuse(void) {
           "bad snapshot");
     llmr_string_free(error);
     llmr_rate_limiter_free(l);
+    /* Use after free: a typed error, not a read of freed memory (the handle is a registry
+     * token); freeing twice does nothing. */
+    ABUSE(llmr_rate_limiter_check(l, "k", 1, 1, 0, &v) == LLMR_INVALID_HANDLE && !v.allowed,
+          "check after free");
+    ABUSE(llmr_rate_limiter_len(l, &n) == LLMR_INVALID_HANDLE && n == 0, "len after free");
+    ABUSE(llmr_rate_limiter_snapshot(l, &json) == LLMR_INVALID_HANDLE && json == NULL, "snapshot after free");
+    ABUSE(strcmp(llmr_result_name(LLMR_INVALID_HANDLE), "invalid-handle") == 0, "the code's name");
+    llmr_rate_limiter_free(l);
     llmr_rate_limiter_free(NULL);
     llmr_string_free(NULL);
+
+    /* A free racing with calls on other threads. */
+    ABUSE(llmr_rate_limiter_new("{\"limit\":1000000}", 17, &shared, NULL) == LLMR_OK, "shared limiter");
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++) pthread_create(&threads[i], NULL, hammer, NULL);
+    struct timespec pause = {0, 2000000};
+    nanosleep(&pause, NULL);
+    llmr_rate_limiter_free(shared);
+    for (int i = 0; i < 4; i++) pthread_join(threads[i], NULL);
+    ABUSE(atomic_load(&other_results) == 0, "racing calls return OK or INVALID_HANDLE only");
+    ABUSE(atomic_load(&after_free_seen) == 4, "every racing thread sees INVALID_HANDLE after the free");
 }
 
 int main(int argc, char **argv) {

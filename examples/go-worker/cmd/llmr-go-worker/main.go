@@ -25,7 +25,7 @@ func run() int {
 	baseURL := flag.String("base-url", "", "OpenRouter root: the mock's http://127.0.0.1:PORT, or https://openrouter.ai (required)")
 	policyPath := flag.String("policy", "examples/scenarios/policy.json", "policy file")
 	eventsPath := flag.String("events", "", "write JSON Lines events to this file (\"-\": stdout; default: none)")
-	stateDir := flag.String("state", "", "keep unfinished jobs and breaker/limiter/credit snapshots here across restarts")
+	stateDir := flag.String("state", "", "write-ahead journal directory (mode 0700): accepted and finished jobs and breaker/limiter/credit snapshots, so a restart after a shutdown or a crash resumes the unfinished jobs and answers none twice")
 	keyEnv := flag.String("key-env", "OPENROUTER_API_KEY", "environment variable holding the API key (the mock accepts any non-empty key)")
 	naive := flag.Bool("naive", false, "run the naive baseline policy instead of ours")
 	seed := flag.Uint64("seed", 0, "retry jitter seed (mixed with each job id)")
@@ -71,8 +71,11 @@ func run() int {
 		fmt.Fprintln(os.Stderr, "llmr-go-worker:", err)
 		return 1
 	}
-	fmt.Fprintf(os.Stderr, "[go-worker] %s: jobs %d (resumed %d), answered %d, failed %d %v, held %d, persisted %d, lost %d\n",
-		res.Scenario, res.Jobs, res.Resumed, res.Answered, res.Failed, res.FailedByKind, res.Held, res.Persisted, res.Lost)
+	fmt.Fprintf(os.Stderr, "[go-worker] %s: jobs %d (resumed %d, duplicates dropped %d), answered %d, failed %d %v, held %d, persisted %d, lost %d\n",
+		res.Scenario, res.Jobs, res.Resumed, res.Duplicates, res.Answered, res.Failed, res.FailedByKind, res.Held, res.Persisted, res.Lost)
+	if res.TornBytes > 0 {
+		fmt.Fprintf(os.Stderr, "[go-worker] the journal's last %d bytes were a torn record (a crash mid-append): ignored\n", res.TornBytes)
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "llmr-go-worker:", err)
 		return 1
