@@ -45,7 +45,7 @@
 //!
 //! # Compaction
 //!
-//! At every start, and whenever the appended bytes exceed both
+//! At every start, at a clean close, and whenever the appended bytes exceed both
 //! [`JournalOptions::compact_after_bytes`] and the size of the last compacted journal, the writer
 //! rewrites the live set — the header, the latest snapshot, the finished ids, the unfinished jobs
 //! — to `journal.jsonl.tmp`, syncs it, renames it over `journal.jsonl` and syncs the directory. A
@@ -766,9 +766,13 @@ impl Writer {
     }
 
     fn maybe_compact(&mut self) {
-        if self.failed.is_some()
-            || self.appended <= self.opts.compact_after_bytes.max(self.compacted)
-        {
+        if self.appended > self.opts.compact_after_bytes.max(self.compacted) {
+            self.compact_now();
+        }
+    }
+
+    fn compact_now(&mut self) {
+        if self.failed.is_some() {
             return;
         }
         let result = compact(&self.dir, &self.live).and_then(|size| {
@@ -820,7 +824,12 @@ impl Writer {
             for ack in acks {
                 let _ = ack.send(result.clone());
             }
-            self.maybe_compact();
+            if close.is_some() && self.appended > 0 {
+                // A clean end leaves the live set only: the finished jobs' messages go.
+                self.compact_now();
+            } else {
+                self.maybe_compact();
+            }
             if let Some(ack) = close {
                 let _ = ack.send(match &self.failed {
                     Some(e) => Err(e.clone()),
@@ -1163,7 +1172,10 @@ mod tests {
             }
             journal.close().await.unwrap();
         });
-        let live = replay(&dir).unwrap().unwrap().live.unwrap();
+        let r = replay(&dir).unwrap().unwrap();
+        let live = r.live.unwrap();
+        // Closed cleanly: the file is the live set, nothing more.
+        assert_eq!(r.records, live.records().len());
         assert_eq!(live.unfinished_len(), 200);
         assert_eq!(live.finished.len(), 200);
         // Without compaction the file would hold 600 records (about 100 KiB).

@@ -3,7 +3,8 @@
 //!
 //! - `sigkill_at_random_points_loses_nothing_and_answers_nothing_twice`: SIGKILL at ≥ 20 seeded
 //!   random points (during start-up and recovery, mid-run, during a graceful shutdown; every one
-//!   after the first during a resumed run), a restart after each, then a run to the end. It
+//!   after the first during a resumed run; compaction every 16 KiB so some land inside one), a
+//!   restart after each, then a run to the end. It
 //!   counts, per job of the scenario, the `job_done` lines of every run's event log (the
 //!   worker's counted answers; each line is one write(2), so a killed run's log keeps every line
 //!   it wrote) and the journal's `finished` records: **zero lost, zero answered twice**, and no
@@ -11,6 +12,8 @@
 //!   once: a job whose request was in flight at a kill is called again, and the test prints how
 //!   many answers the mock served beyond the counted ones.
 //! - a torn last journal record is ignored (the job it would have finished runs again);
+//! - an end the journal counted whose `job_done` line a kill kept out of the run's log gets its
+//!   line at the next start, and only that one;
 //! - a state directory that cannot be written is an error at start-up: exit 1, a clear message,
 //!   no request to the mock, no `run_start`;
 //! - the directory is `0700` and the journal `0600`; an open directory and an older worker's
@@ -197,7 +200,10 @@ fn sigkill_at_random_points_loses_nothing_and_answers_nothing_twice() {
         let log = dir.join(format!("run-{k:02}.jsonl"));
         let err = dir.join(format!("run-{k:02}.stderr"));
         logs.push(log.clone());
-        let mut child = spawn(worker(&scenario, &base_url, &state, Some(&log)), &err);
+        let mut cmd = worker(&scenario, &base_url, &state, Some(&log));
+        // Compact every 16 KiB appended (not 1 MiB): kills land inside compactions too.
+        cmd.env(llmr_worker::run::COMPACT_ENV, "16384");
+        let mut child = spawn(cmd, &err);
         if kills >= KILLS {
             // The last run: to the end.
             let status = child.wait().expect("wait");
@@ -459,6 +465,99 @@ fn a_torn_last_record_is_ignored_and_its_job_runs() {
         .expect("a journal");
     assert_eq!(r.torn_tail, None);
     assert_eq!(r.live.expect("live").finished.len(), 20);
+    rt.block_on(mock.shutdown());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn job_done(job: &str) -> EventBody {
+    EventBody::JobDone {
+        job: job.into(),
+        session: "chat-001".into(),
+        long: false,
+        outcome: "answered".into(),
+        kind: None,
+        attempts: 1,
+        retries: 0,
+        shrinks: 0,
+        model: Some("openai/gpt-4o-mini".into()),
+    }
+}
+
+#[test]
+fn an_end_missing_from_the_killed_runs_log_is_written_once_at_the_next_start() {
+    let dir = temp_dir("reemit");
+    let scenario = write_scenario(&dir, 20);
+    let state = dir.join("state");
+    let old_log = dir.join("killed-run.jsonl");
+    // The killed run wrote job-0002's line, and died after journaling job-0001's end but
+    // before its line.
+    let line = Event {
+        t_ms: 5,
+        body: job_done("job-0002"),
+    }
+    .to_line();
+    std::fs::write(&old_log, format!("{line}\n")).expect("old log");
+    let s = Scenario::from_file(&scenario).expect("scenario");
+    let jobs = mock_openrouter::generate(&s);
+    journal::prepare_dir(&state).expect("prepare");
+    let mut live = Live::new(&jobs.scenario, 0, None);
+    live.log = Some(old_log.clone());
+    let j = Journal::start(&state, live, JournalOptions::default()).expect("journal");
+    let mut records = Vec::new();
+    for job in jobs.jobs {
+        let id = job.id.clone();
+        records.push(Record::Accepted(PersistedJob {
+            job,
+            attempts: 0,
+            retries: 0,
+            shrinks: 0,
+        }));
+        let done = ["job-0001", "job-0002"]
+            .contains(&id.as_str())
+            .then(|| job_done(&id));
+        records.push(Record::Finished {
+            id,
+            outcome: JobOutcome::Answered,
+            done,
+        });
+    }
+    let rt = common::runtime();
+    rt.block_on(async {
+        j.append(records).await.expect("append");
+    });
+    drop(j);
+    let (mock, base_url) = start_mock(&rt, &scenario);
+    for (k, want) in [(1, 1u64), (2, 0)] {
+        // The second start finds the line in the first one's log: nothing more.
+        let log = dir.join(format!("next-{k}.jsonl"));
+        let out = worker(&scenario, &base_url, &state, Some(&log))
+            .output()
+            .expect("the worker runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let events = read_log(&log);
+        let ended: Vec<String> = common::done(&events).into_iter().map(|d| d.job).collect();
+        let expected: Vec<String> = if want == 1 {
+            vec!["job-0001".into()]
+        } else {
+            vec![]
+        };
+        assert_eq!(ended, expected, "start {k}");
+        assert!(matches!(
+            events[0].body,
+            EventBody::RunStart { jobs, resumed, .. } if jobs == want && resumed == want
+        ));
+        let (answered, failed, persisted, lost) = common::run_end(&events);
+        assert_eq!(
+            (answered, failed, persisted, lost),
+            (want, 0, 0, 0),
+            "start {k}"
+        );
+    }
+    assert_eq!(mock.stats().requests, 0, "a finished job was called again");
     rt.block_on(mock.shutdown());
     let _ = std::fs::remove_dir_all(&dir);
 }
