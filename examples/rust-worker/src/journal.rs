@@ -17,6 +17,7 @@
 //! - **snapshot** (breaker set, limiter, credit monitor and the engine clock): every
 //!   [`SNAPSHOT_INTERVAL_MS`] and at every graceful shutdown.
 //! - **progress** (attempts, retries, shrinks of an unfinished job): at a graceful shutdown.
+//! - **log** (the run's `--events` file) at each start; **reported** after a clean end.
 //!
 //! Each append is written and `fdatasync`ed before the caller goes on; appends from concurrent
 //! jobs are batched by one writer thread (group commit), so one sync covers every record that
@@ -24,20 +25,23 @@
 //!
 //! The next start replays the journal: finished ids are never run again (de-duplication by job
 //! id), accepted-but-unfinished jobs are resumed first, the latest snapshots are restored.
-//! **Guarantee:** each job is counted — `answered` or `failed`, one `job_done` event — at most
-//! once across any number of crashes and restarts, and at least once when the runs go on until
-//! the queue is done: exactly once. Calls *to the provider* are at least once: a job whose
-//! request was in flight when the process died has no `finished` record and is called again.
-//! The one gap is the few microseconds between a `finished` record's sync and its `job_done`
-//! line: a kill exactly there leaves the job counted in the journal (never run again) without
-//! its event line. The event log is not the ledger; the journal is.
+//! **Guarantee:** each job is counted — `answered` or `failed`, one `job_done` line across all
+//! runs' logs — exactly once, however many crashes and restarts happen before the queue is
+//! done. A kill between a `finished` record's sync and its `job_done` line (the sync takes
+//! milliseconds, so this happens) leaves the job counted in the journal without its line; the
+//! `finished` record carries the event, and the next start looks for it in the killed run's
+//! event log (the `log` record) and writes it in its own log when it is missing (a log moved or
+//! deleted between the runs counts as missing). Events sent
+//! to stdout cannot be read back: those lines are then not written again (at most once). Calls
+//! *to the provider* are at least once: a job whose request was in flight when the process
+//! died has no `finished` record and is called again.
 //!
 //! # Format
 //!
 //! `journal.jsonl`, one record per line: the CRC-32 (IEEE) of the JSON in 8 lower-case hex
 //! digits, a space, the record as one JSON object, a newline — self-delimiting and checksummed.
-//! A last record without its newline, or whose checksum or shape does not match (a write torn by
-//! a power cut), is ignored and dropped at the next compaction; it was never acknowledged, so
+//! A last record without its newline, or without a checksum that matches (a write torn by a
+//! power cut), is ignored and dropped at the next compaction; it was never acknowledged, so
 //! nothing acted on it. A bad record *followed by a good one* is not a torn write but damage,
 //! and the worker refuses to start (it would otherwise forget jobs it owns). A record whose
 //! checksum matches but whose values are hostile (another format version, a clock beyond
