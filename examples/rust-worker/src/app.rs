@@ -90,6 +90,9 @@ pub struct ScenarioRun {
     pub api_key: String,
     /// Where the JSON Lines go.
     pub events: Option<Box<dyn std::io::Write + Send>>,
+    /// The file `events` writes to, when it is one (with `state_dir`, a restart after a crash
+    /// reads it back; see `run::RunOptions::events_path`).
+    pub events_path: Option<PathBuf>,
     /// Persist/resume directory.
     pub state_dir: Option<PathBuf>,
     /// Progress bar.
@@ -135,6 +138,7 @@ pub async fn run_scenario(r: ScenarioRun) -> Result<RunOutcome, AppError> {
         base_url,
         api_key: r.api_key,
         events: r.events,
+        events_path: r.events_path,
         state_dir: r.state_dir,
         progress: r.progress,
         cancel: r.cancel,
@@ -252,6 +256,7 @@ pub async fn demo(o: DemoOptions) -> Result<String, AppError> {
                 base_url: None,
                 api_key: MOCK_KEY.into(),
                 events: Some(Box::new(std::io::BufWriter::new(sink))),
+                events_path: None,
                 state_dir: None,
                 progress: o.progress,
                 cancel: CancelHandle::new(),
@@ -362,6 +367,7 @@ async fn shutdown_resume(o: &DemoOptions, scenario: &Path) -> Result<String, App
             base_url: None,
             api_key: MOCK_KEY.into(),
             events: Some(sink),
+            events_path: None,
             state_dir: Some(state_dir.clone()),
             progress: o.progress,
             cancel,

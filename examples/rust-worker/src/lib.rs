@@ -8,6 +8,7 @@ pub mod client;
 pub mod credit_gate;
 pub mod engine;
 pub mod events;
+pub mod journal;
 pub mod log;
 pub mod policy;
 pub mod report;

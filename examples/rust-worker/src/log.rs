@@ -48,8 +48,12 @@ impl EventLog {
         };
         {
             let mut sink = self.sink.lock().unwrap_or_else(|p| p.into_inner());
+            // One `write_all` of the whole line: on an unbuffered file that is one write(2), so a
+            // killed worker's log ends at a whole line.
+            let mut line = event.to_line();
+            line.push('\n');
             if let Some(w) = sink.as_mut()
-                && let Err(e) = writeln!(w, "{}", event.to_line())
+                && let Err(e) = w.write_all(line.as_bytes())
             {
                 // Keep running (the jobs matter more than the log); report it at the end.
                 let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());

@@ -37,6 +37,12 @@
 //! stops taking jobs, lets in-flight jobs finish for `shutdown_grace_ms`, then cancels the rest
 //! at their next await (releasing their breaker permits). Every job the run took is then
 //! answered, failed or persisted; `lost` is computed from those counts, not assumed.
+//!
+//! Crashes (with a state directory): the write-ahead journal ([`crate::journal`]) has every job
+//! of the queue before the first is taken, and every end before it is counted (`conclude`:
+//! journal, then `job_done`, then the count), so a restart de-duplicates by job id and resumes
+//! the rest; snapshots go to the journal every [`SNAPSHOT_INTERVAL_MS`]. The state directory is
+//! checked first, so one that cannot be written stops the start before any job is taken.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io::IsTerminal;
@@ -59,15 +65,21 @@ use crate::client::{CallResult, Client, Stopwatch};
 use crate::credit_gate::{CreditGate, HoldEnd};
 use crate::engine::{Engine, EngineChoice, EngineConfig, EngineError, job_seed};
 use crate::events::{Event, EventBody};
+use crate::journal::{
+    self, JobOutcome, Journal, JournalError, JournalOptions, Live, Record, SNAPSHOT_INTERVAL_MS,
+};
 use crate::log::EventLog;
 use crate::policy::Policy;
-use crate::state::{self, PersistedJob, SavedState};
+use crate::state::{self, PersistedJob};
 
 /// How long to wait before asking again a breaker that gives no time (forced open), ms.
 const RECHECK_MS: u64 = 1_000;
 
 /// The reason of a `hold-for-credit` decision.
 const HOLD_REASON: &str = "account out of credit: waiting for a top-up";
+
+/// The `shutdown` event's `signal` when the run stopped itself because the journal failed.
+pub const JOURNAL_ERROR_SIGNAL: &str = "journal-error";
 
 /// The reason of the give-up after a hold that timed out.
 const HOLD_TIMEOUT_REASON: &str = "credit did not return within credit_hold_ms";
@@ -126,6 +138,9 @@ pub struct RunOptions {
     pub api_key: String,
     /// Where the JSON Lines go (`None`: kept in memory only).
     pub events: Option<Box<dyn std::io::Write + Send>>,
+    /// The file `events` writes to, when it is one: with a state directory, the next start
+    /// reads it back to find the `job_done` lines a crash kept from being written.
+    pub events_path: Option<PathBuf>,
     /// Where to persist and resume.
     pub state_dir: Option<PathBuf>,
     /// Show the progress bar (when stderr is a terminal).
@@ -168,6 +183,8 @@ pub struct RunOutcome {
     pub resumed: u64,
     /// A write error of the event sink, if one happened.
     pub log_error: Option<String>,
+    /// The journal's first failure, if one happened (the run then stopped taking jobs).
+    pub journal_error: Option<String>,
 }
 
 /// Why a run could not start or finish its bookkeeping.
@@ -193,6 +210,9 @@ pub enum RunError {
     /// A model of the policy is not served.
     #[error("model {0} is not in GET /models")]
     UnknownModel(String),
+    /// The journal could not take the queue's jobs at the start (no job was taken).
+    #[error("{0}")]
+    Journal(#[from] JournalError),
 }
 
 /// Everything a job task shares.
@@ -215,6 +235,12 @@ struct Ctx {
     counted_kinds: BTreeSet<ErrorKind>,
     /// The retry config's `deadline_ms` (`None`: no deadline).
     deadline_ms: Option<u64>,
+    /// The write-ahead journal (with `--state`).
+    journal: Option<Journal>,
+    /// The run's own cancel handle (a failed journal stops the run).
+    cancel: CancelHandle,
+    /// The journal's first failure.
+    journal_error: Mutex<Option<String>>,
 }
 
 #[derive(Default)]
@@ -236,7 +262,22 @@ enum JobEnd {
 impl Ctx {
     /// The engine clock: continues from the previous run's state.
     fn now(&self) -> u64 {
-        self.clock_base + u64::try_from(self.clock_start.elapsed().as_millis()).unwrap_or(u64::MAX)
+        // Saturating: a clock base near u64::MAX (a state the journal would reject) must not
+        // panic here either.
+        self.clock_base.saturating_add(
+            u64::try_from(self.clock_start.elapsed().as_millis()).unwrap_or(u64::MAX),
+        )
+    }
+
+    /// The journal failed: say so once and stop the run (its jobs stay in the journal).
+    fn journal_failed(&self, e: &JournalError) {
+        let mut first = self.journal_error.lock().unwrap_or_else(|p| p.into_inner());
+        if first.is_none() {
+            eprintln!("llmr-worker: {e}; stopping (unfinished jobs stay in the journal)");
+            *first = Some(e.to_string());
+        }
+        drop(first);
+        self.cancel.cancel(JOURNAL_ERROR_SIGNAL);
     }
 
     fn emit(&self, body: EventBody) {
@@ -382,26 +423,58 @@ struct Progress {
     model: Option<String>,
 }
 
-impl Progress {
-    fn done(&self, ctx: &Ctx, answered: bool, kind: Option<&str>) -> JobEnd {
-        ctx.emit(EventBody::JobDone {
-            job: self.pj.job.id.clone(),
-            session: self.pj.job.session.clone(),
-            long: self.pj.job.long,
-            outcome: if answered { "answered" } else { "failed" }.into(),
-            kind: kind.map(str::to_string),
-            attempts: self.pj.attempts,
-            retries: self.pj.retries,
-            shrinks: self.pj.shrinks,
-            model: self.model.clone(),
-        });
-        if answered {
-            JobEnd::Answered
-        } else {
-            JobEnd::Failed
+/// How a job ended, before it is committed and counted.
+struct Done {
+    answered: bool,
+    kind: Option<String>,
+}
+
+fn done(answered: bool, kind: Option<&str>) -> Done {
+    Done {
+        answered,
+        kind: kind.map(str::to_string),
+    }
+}
+
+/// Commits a job's end: `finished` into the journal (synced) first, then the `job_done` event
+/// and the count. When the journal cannot take it, the job stays unfinished (its `accepted`
+/// record resumes it at the next start) and the run stops taking jobs.
+async fn conclude(ctx: &Ctx, p: Progress, d: Done) -> JobEnd {
+    let event = EventBody::JobDone {
+        job: p.pj.job.id.clone(),
+        session: p.pj.job.session.clone(),
+        long: p.pj.job.long,
+        outcome: if d.answered { "answered" } else { "failed" }.into(),
+        kind: d.kind,
+        attempts: p.pj.attempts,
+        retries: p.pj.retries,
+        shrinks: p.pj.shrinks,
+        model: p.model.clone(),
+    };
+    if let Some(journal) = &ctx.journal {
+        let record = Record::Finished {
+            id: p.pj.job.id.clone(),
+            outcome: if d.answered {
+                JobOutcome::Answered
+            } else {
+                JobOutcome::Failed
+            },
+            done: Some(event.clone()),
+        };
+        if let Err(e) = journal.append(vec![record]).await {
+            ctx.journal_failed(&e);
+            return JobEnd::Unfinished(p.pj);
         }
     }
+    ctx.emit(event);
+    if d.answered {
+        JobEnd::Answered
+    } else {
+        JobEnd::Failed
+    }
+}
 
+impl Progress {
     fn decision(
         &self,
         ctx: &Ctx,
@@ -430,7 +503,7 @@ async fn attempt(
     max_tokens: u64,
     tokens: u64,
 ) -> Result<Option<Failure>, Cancelled> {
-    p.pj.attempts += 1;
+    p.pj.attempts = p.pj.attempts.saturating_add(1);
     p.model = Some(model.to_string());
     let job = &p.pj.job;
     ctx.emit(EventBody::Request {
@@ -528,18 +601,18 @@ async fn attempt(
 async fn job_ours(ctx: &Ctx, pj: PersistedJob) -> JobEnd {
     let mut p = Progress { pj, model: None };
     match job_ours_inner(ctx, &mut p).await {
-        Ok(end) => end,
+        Ok(d) => conclude(ctx, p, d).await,
         Err(Cancelled) => JobEnd::Unfinished(p.pj),
     }
 }
 
-fn engine_failed(ctx: &Ctx, p: &Progress, e: &EngineError) -> JobEnd {
+fn engine_failed(ctx: &Ctx, p: &Progress, e: &EngineError) -> Done {
     eprintln!(
         "llmr-worker: job {}: {}",
         p.pj.job.id,
         ctx.engine.redact(&e.to_string())
     );
-    p.done(ctx, false, Some("engine-error"))
+    done(false, Some("engine-error"))
 }
 
 /// Holds the job while the account is dry (one `hold-for-credit` decision), until a top-up
@@ -574,12 +647,12 @@ async fn hold_for_credit(ctx: &Ctx, p: &Progress) -> Result<HoldEnd, Cancelled> 
 }
 
 /// The give-up after a hold that timed out.
-fn credit_gave_up(ctx: &Ctx, p: &Progress) -> JobEnd {
+fn credit_gave_up(ctx: &Ctx, p: &Progress) -> Done {
     p.decision(ctx, "give-up", None, None, Some(HOLD_TIMEOUT_REASON.into()));
-    p.done(ctx, false, Some(ErrorKind::QuotaExhausted.as_str()))
+    done(false, Some(ErrorKind::QuotaExhausted.as_str()))
 }
 
-async fn job_ours_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled> {
+async fn job_ours_inner(ctx: &Ctx, p: &mut Progress) -> Result<Done, Cancelled> {
     let job = p.pj.job.clone();
     // The session's rate limit: defer until it admits the message.
     loop {
@@ -684,7 +757,7 @@ async fn job_ours_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled
             .cloned()
         else {
             release(Outcome::Ignored);
-            return Ok(p.done(ctx, false, Some("not-found")));
+            return Ok(done(false, Some("not-found")));
         };
         let trimmed = match ctx.engine.trim(&budget, &input) {
             Ok(Ok(t)) => t,
@@ -701,7 +774,7 @@ async fn job_ours_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled
                     None,
                     Some(ctx.engine.redact(&e.to_string())),
                 );
-                return Ok(p.done(ctx, false, Some(kind)));
+                return Ok(done(false, Some(kind)));
             }
             Err(e) => {
                 release(Outcome::Ignored);
@@ -729,7 +802,7 @@ async fn job_ours_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled
         };
         let Some(failure) = sent else {
             release(Outcome::Success);
-            return Ok(p.done(ctx, true, None));
+            return Ok(done(true, None));
         };
         let class = &failure.class;
         release(Outcome::Failure {
@@ -743,7 +816,7 @@ async fn job_ours_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled
                 Ok(Some(a)) => {
                     if let Some(s) = a.suggested_max_tokens.filter(|&s| s > 0 && s < max_tokens) {
                         max_tokens = s;
-                        p.pj.retries += 1;
+                        p.pj.retries = p.pj.retries.saturating_add(1);
                         p.decision(ctx, "lower-max-tokens", Some(0), Some(s), None);
                         continue;
                     }
@@ -758,7 +831,7 @@ async fn job_ours_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled
             ctx.gate.mark_dry(ctx.now(), openings);
             match hold_for_credit(ctx, p).await? {
                 HoldEnd::Opened => {
-                    p.pj.retries += 1;
+                    p.pj.retries = p.pj.retries.saturating_add(1);
                     continue;
                 }
                 HoldEnd::TimedOut => return Ok(credit_gave_up(ctx, p)),
@@ -783,10 +856,10 @@ async fn job_ours_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled
                     None,
                     Some("deadline: the job's deadline passes before the next attempt".into()),
                 );
-                return Ok(p.done(ctx, false, Some(class.kind.as_str())));
+                return Ok(done(false, Some(class.kind.as_str())));
             }
             Decision::Retry { after_ms, .. } => {
-                p.pj.retries += 1;
+                p.pj.retries = p.pj.retries.saturating_add(1);
                 p.decision(ctx, "retry", Some(after_ms), None, None);
                 ctx.sleep(after_ms).await?;
             }
@@ -797,8 +870,8 @@ async fn job_ours_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled
             } => match ctx.engine.next_budget(class, &budget, Some(tokens)) {
                 Ok(Ok(next)) => {
                     shrunk.insert(model.clone(), next);
-                    p.pj.retries += 1;
-                    p.pj.shrinks += 1;
+                    p.pj.retries = p.pj.retries.saturating_add(1);
+                    p.pj.shrinks = p.pj.shrinks.saturating_add(1);
                     p.decision(ctx, "shrink", Some(after_ms), Some(target_tokens), None);
                     ctx.sleep(after_ms).await?;
                 }
@@ -810,7 +883,7 @@ async fn job_ours_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled
                         None,
                         Some(ctx.engine.redact(&e.to_string())),
                     );
-                    return Ok(p.done(ctx, false, Some(class.kind.as_str())));
+                    return Ok(done(false, Some(class.kind.as_str())));
                 }
                 Err(e) => return Ok(engine_failed(ctx, p, &e)),
             },
@@ -833,7 +906,7 @@ async fn job_ours_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled
                         Ok(c) => c,
                         Err(e) => return Ok(engine_failed(ctx, p, &e)),
                     };
-                    p.pj.retries += 1;
+                    p.pj.retries = p.pj.retries.saturating_add(1);
                     p.decision(
                         ctx,
                         "fallback",
@@ -849,7 +922,7 @@ async fn job_ours_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled
                     continue;
                 }
                 p.decision(ctx, "give-up", None, None, Some(reason_text(&reason)));
-                return Ok(p.done(ctx, false, Some(class.kind.as_str())));
+                return Ok(done(false, Some(class.kind.as_str())));
             }
         }
     }
@@ -860,12 +933,12 @@ async fn job_ours_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled
 async fn job_naive(ctx: &Ctx, pj: PersistedJob) -> JobEnd {
     let mut p = Progress { pj, model: None };
     match job_naive_inner(ctx, &mut p).await {
-        Ok(end) => end,
+        Ok(d) => conclude(ctx, p, d).await,
         Err(Cancelled) => JobEnd::Unfinished(p.pj),
     }
 }
 
-async fn job_naive_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelled> {
+async fn job_naive_inner(ctx: &Ctx, p: &mut Progress) -> Result<Done, Cancelled> {
     let naive = ctx.policy.naive.clone();
     let job = p.pj.job.clone();
     let model = ctx.policy.models[0].clone();
@@ -890,18 +963,18 @@ async fn job_naive_inner(ctx: &Ctx, p: &mut Progress) -> Result<JobEnd, Cancelle
         let Some(failure) =
             attempt(ctx, p, &model, &messages, ctx.policy.max_tokens, tokens).await?
         else {
-            return Ok(p.done(ctx, true, None));
+            return Ok(done(true, None));
         };
         let kind = failure.class.kind;
         if tries_left == 0 {
             p.decision(ctx, "give-up", None, None, Some("retries exhausted".into()));
-            return Ok(p.done(ctx, false, Some(kind.as_str())));
+            return Ok(done(false, Some(kind.as_str())));
         }
         tries_left -= 1;
-        p.pj.retries += 1;
+        p.pj.retries = p.pj.retries.saturating_add(1);
         if kind == ErrorKind::ContextOverflow {
             keep = keep.min(naive.history_messages_after_overflow);
-            p.pj.shrinks += 1;
+            p.pj.shrinks = p.pj.shrinks.saturating_add(1);
             p.decision(ctx, "shrink", Some(naive.backoff_ms), None, None);
         } else {
             p.decision(ctx, "retry", Some(naive.backoff_ms), None, None);
@@ -967,6 +1040,7 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         base_url,
         api_key,
         events,
+        events_path,
         state_dir,
         progress,
         cancel,
@@ -974,33 +1048,39 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         mock_reset,
     } = opts;
     let scenario = jobs.scenario.clone();
-    let saved = match &state_dir {
-        Some(dir) => state::load(dir)?,
+    // The state directory first: a directory that cannot be written, or a damaged journal, is
+    // an error here, before the engine, the network or any job.
+    let plan = match &state_dir {
+        Some(dir) => Some(plan_from_state(
+            dir,
+            &scenario,
+            &jobs.jobs,
+            max_jobs,
+            events_path.as_deref(),
+        )?),
         None => None,
     };
-    // Resume the persisted jobs first; with none pending, take the scenario's queue afresh.
-    let (queue, resumed, clock_base, snapshots) = match saved {
-        Some(s) if !s.jobs.is_empty() => {
-            if s.scenario != scenario {
-                return Err(RunError::OtherScenario {
-                    expected: scenario,
-                    found: s.scenario,
-                });
-            }
-            let n = s.jobs.len() as u64;
-            let queue: Vec<PersistedJob> = s
-                .jobs
-                .into_iter()
-                .map(|mut j| {
-                    j.job.arrive_ms = 0;
-                    j
-                })
-                .collect();
-            (queue, n, s.clock_ms, s.snapshots)
-        }
-        Some(s) => (fresh(&jobs.jobs, max_jobs), 0, s.clock_ms, s.snapshots),
-        None => (fresh(&jobs.jobs, max_jobs), 0, 0, None),
+    let (resumed_jobs, fresh_jobs, clock_base, snapshots, journal, unreported) = match plan {
+        Some(p) => (
+            p.resumed,
+            p.fresh,
+            p.clock_ms,
+            p.snapshots,
+            Some(p.journal),
+            p.unreported,
+        ),
+        None => (
+            Vec::new(),
+            fresh(&jobs.jobs, max_jobs),
+            0,
+            None,
+            None,
+            Vec::new(),
+        ),
     };
+    let resumed = (resumed_jobs.len() + unreported.len()) as u64;
+    let mut queue = resumed_jobs;
+    queue.extend(fresh_jobs.iter().cloned());
     let engine = engine.build(&EngineConfig::from_policy(&policy), snapshots.as_ref())?;
     if snapshots.is_some() {
         // Read back from the engine itself: what it now holds, not what the file said.
@@ -1036,8 +1116,15 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
     if let Some(url) = &mock_reset {
         client.post_empty(url).await?;
     }
+    // The queue is taken (acknowledged) now: journal every new job before the first call.
+    if let Some(j) = &journal
+        && !fresh_jobs.is_empty()
+    {
+        j.append(fresh_jobs.into_iter().map(Record::Accepted).collect())
+            .await?;
+    }
     let log = Arc::new(EventLog::new(events));
-    let taken = queue.len() as u64;
+    let taken = (queue.len() + unreported.len()) as u64;
     log.emit(EventBody::RunStart {
         scenario: scenario.clone(),
         policy: if naive { "naive" } else { "ours" }.into(),
@@ -1045,6 +1132,19 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         jobs: taken,
         resumed,
     });
+    // Ends the journal counted before a crash kept their `job_done` lines from the log: counted
+    // here, once (the start found them missing from the previous run's log).
+    let (mut reported_answered, mut reported_failed) = (0u64, 0u64);
+    for event in unreported {
+        if let EventBody::JobDone { outcome, .. } = &event {
+            if outcome == "answered" {
+                reported_answered += 1;
+            } else {
+                reported_failed += 1;
+            }
+        }
+        log.emit(event);
+    }
     let bar = if progress && std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(taken);
         if let Ok(style) = indicatif::ProgressStyle::with_template(
@@ -1087,9 +1187,16 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         gate: CreditGate::new(),
         counted_kinds,
         deadline_ms,
+        journal,
+        cancel: cancel.clone(),
+        journal_error: Mutex::new(None),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
-    let poller = (!naive).then(|| tokio::spawn(poll_credits(ctx.clone(), stop_rx)));
+    let poller = (!naive).then(|| tokio::spawn(poll_credits(ctx.clone(), stop_rx.clone())));
+    let snapshotter = ctx
+        .journal
+        .is_some()
+        .then(|| tokio::spawn(journal_snapshots(ctx.clone(), stop_rx)));
 
     let mut pending: VecDeque<PersistedJob> = queue.into();
     let semaphore = Arc::new(Semaphore::new(ctx.policy.concurrency));
@@ -1140,27 +1247,47 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
     if let Some(p) = poller {
         let _ = p.await;
     }
+    if let Some(s) = snapshotter {
+        let _ = s.await;
+    }
     ctx.progress.finish_and_clear();
 
     let (answered, failed, mut unfinished) = {
         let mut r = ctx.results.lock().unwrap_or_else(|p| p.into_inner());
-        (r.answered, r.failed, std::mem::take(&mut r.unfinished))
+        (
+            r.answered + reported_answered,
+            r.failed + reported_failed,
+            std::mem::take(&mut r.unfinished),
+        )
     };
     unfinished.extend(pending);
-    let persisted = match &state_dir {
-        Some(dir) => {
-            let snapshots = ctx.engine.snapshot()?;
-            let n = unfinished.len() as u64;
-            state::save(
-                dir,
-                &SavedState {
-                    scenario: scenario.clone(),
+    // Every unfinished job is in the journal since its `accepted` record; add its counts and
+    // the engine's final snapshots. The jobs stay resumable even if this last write fails.
+    let persisted = match &ctx.journal {
+        Some(j) => {
+            let mut records: Vec<Record> = unfinished
+                .iter()
+                .map(|p| Record::Progress {
+                    id: p.job.id.clone(),
+                    attempts: p.attempts,
+                    retries: p.retries,
+                    shrinks: p.shrinks,
+                })
+                .collect();
+            match ctx.engine.snapshot() {
+                Ok(snapshots) => records.push(Record::Snapshot {
                     clock_ms: ctx.now(),
-                    jobs: unfinished,
-                    snapshots: Some(snapshots),
-                },
-            )?;
-            n
+                    snapshots,
+                }),
+                Err(e) => eprintln!(
+                    "llmr-worker: final snapshot: {}",
+                    ctx.engine.redact(&e.to_string())
+                ),
+            }
+            if let Err(e) = j.append(records).await {
+                ctx.journal_failed(&e);
+            }
+            unfinished.len() as u64
         }
         None => 0,
     };
@@ -1180,6 +1307,17 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         lost,
     });
     let log_error = log.finish().err();
+    if let Some(j) = &ctx.journal {
+        // Every `job_done` line is in the log now: the next start need not look for them.
+        if log_error.is_none()
+            && let Err(e) = j.append(vec![Record::Reported]).await
+        {
+            ctx.journal_failed(&e);
+        }
+        if let Err(e) = j.close().await {
+            ctx.journal_failed(&e);
+        }
+    }
     Ok(RunOutcome {
         events: log.events(),
         answered,
@@ -1188,7 +1326,149 @@ pub async fn run(opts: RunOptions) -> Result<RunOutcome, RunError> {
         lost,
         resumed,
         log_error,
+        journal_error: ctx
+            .journal_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone(),
     })
+}
+
+/// What a start takes over from its state directory.
+struct StatePlan {
+    /// The journal's unfinished jobs, in the order they were accepted (arrival reset to 0).
+    resumed: Vec<PersistedJob>,
+    /// The queue's jobs the journal does not know: to be accepted now.
+    fresh: Vec<PersistedJob>,
+    clock_ms: u64,
+    snapshots: Option<crate::engine::Snapshots>,
+    journal: Journal,
+    /// `job_done` events of ends counted before a crash and missing from the previous run's log.
+    unreported: Vec<EventBody>,
+}
+
+/// The journal compaction threshold's override, bytes (a tuning and test knob).
+pub const COMPACT_ENV: &str = "LLMR_JOURNAL_COMPACT_AFTER_BYTES";
+
+/// Recovers `dir` (modes, journal or older `state.json`), decides the queue — de-duplicated by
+/// job id against the journal — and starts the journal (the start-up compaction proves the
+/// directory can be written).
+fn plan_from_state(
+    dir: &std::path::Path,
+    scenario: &str,
+    jobs: &[Job],
+    max_jobs: Option<usize>,
+    events_path: Option<&std::path::Path>,
+) -> Result<StatePlan, RunError> {
+    let recovered = journal::recover(dir)?;
+    for note in &recovered.notes {
+        eprintln!("llmr-worker: {note}");
+    }
+    let mut live = match recovered.live {
+        Some(live) if live.scenario == scenario => live,
+        Some(live) if live.unfinished_len() > 0 => {
+            return Err(RunError::OtherScenario {
+                expected: scenario.to_string(),
+                found: live.scenario,
+            });
+        }
+        // Another scenario's finished journal: its job ids mean nothing here; keep the engine.
+        Some(live) => Live::new(scenario, live.clock_ms, live.snapshots),
+        None => Live::new(scenario, 0, None),
+    };
+    let resumed: Vec<PersistedJob> = live
+        .unfinished()
+        .into_iter()
+        .map(|mut j| {
+            j.job.arrive_ms = 0;
+            j
+        })
+        .collect();
+    let fresh: Vec<PersistedJob> = fresh(jobs, max_jobs)
+        .into_iter()
+        .filter(|j| !live.knows(&j.job.id))
+        .collect();
+    if resumed.is_empty() && fresh.is_empty() && !live.finished.is_empty() {
+        eprintln!(
+            "llmr-worker: every job of {scenario} is finished in {} ({}); nothing to do \
+             (a new --state directory runs the scenario again)",
+            dir.display(),
+            live.finished.len()
+        );
+    }
+    // Ends counted in the journal whose `job_done` line the previous run may not have written
+    // (it died between the two): look for them in its log; write the missing ones in this
+    // run's log, and remember them there until this run's log is known complete.
+    let previous = std::mem::take(&mut live.unreported);
+    let unreported: Vec<EventBody> = match live.log.take() {
+        Some(path) if !previous.is_empty() => {
+            let seen = journal::logged_ends(&path);
+            previous
+                .into_iter()
+                .filter(|(id, _)| !seen.contains(id))
+                .map(|(_, e)| e)
+                .collect()
+        }
+        _ => {
+            if !previous.is_empty() {
+                eprintln!(
+                    "llmr-worker: {} ends counted before a crash went to an event sink that \
+                     is not a file; their job_done lines are not written again",
+                    previous.len()
+                );
+            }
+            Vec::new()
+        }
+    };
+    for e in &unreported {
+        if let EventBody::JobDone { job, .. } = e {
+            live.unreported.insert(job.clone(), e.clone());
+        }
+    }
+    live.log = events_path.and_then(|p| std::path::absolute(p).ok());
+    let (clock_ms, snapshots) = (live.clock_ms, live.snapshots.clone());
+    let opts = JournalOptions {
+        compact_after_bytes: std::env::var(COMPACT_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(JournalOptions::default().compact_after_bytes),
+    };
+    let journal = Journal::start(dir, live, opts)?;
+    Ok(StatePlan {
+        resumed,
+        fresh,
+        clock_ms,
+        snapshots,
+        journal,
+        unreported,
+    })
+}
+
+/// Journals the engine's snapshots every [`SNAPSHOT_INTERVAL_MS`] until `stop`.
+async fn journal_snapshots(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
+    let Some(journal) = &ctx.journal else { return };
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tokio::time::sleep(Duration::from_millis(SNAPSHOT_INTERVAL_MS)) => {}
+        }
+        match ctx.engine.snapshot() {
+            Ok(snapshots) => {
+                let record = Record::Snapshot {
+                    clock_ms: ctx.now(),
+                    snapshots,
+                };
+                if let Err(e) = journal.append(vec![record]).await {
+                    ctx.journal_failed(&e);
+                    return;
+                }
+            }
+            Err(e) => eprintln!(
+                "llmr-worker: snapshot: {}",
+                ctx.engine.redact(&e.to_string())
+            ),
+        }
+    }
 }
 
 fn fresh(jobs: &[Job], max_jobs: Option<usize>) -> Vec<PersistedJob> {

@@ -1,13 +1,16 @@
-//! Persist and resume: what a stopped worker leaves for the next start in `--state DIR`.
+//! Persist and resume: what a worker leaves in `--state DIR` for the next start.
 //!
 //! Why persist snapshots and not only jobs: a worker restarted during an outage would otherwise
 //! come back with every breaker closed and hammer the provider that is still down, and every
 //! chat session would get a fresh rate limit. The breaker set, the limiter and the credit
-//! monitor (which alerts are already raised) are written beside the unfinished jobs, and the
+//! monitor (which alerts are already raised) are kept beside the unfinished jobs, and the
 //! engine clock's last reading with them, so restored timestamps stay in the past.
 //!
-//! One file, `state.json`, written to a temporary file and renamed over the old one: a crash
-//! mid-write leaves the previous state whole, never half of each.
+//! The state lives in a write-ahead journal ([`crate::journal`]), written as the run goes, so
+//! a crash loses nothing. This module holds the types a restart takes over ([`SavedState`],
+//! [`PersistedJob`]), the errors, and [`load`], a read-only view of a state directory. A
+//! `state.json` written by an older worker (only at a graceful shutdown) is still read, and
+//! migrated into the journal at the next start.
 
 use std::path::{Path, PathBuf};
 
@@ -16,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Snapshots;
 
-/// The state file's name inside the state directory.
+/// The state file of older workers (written only at a graceful shutdown), still read once.
 pub const STATE_FILE: &str = "state.json";
 
 /// A job not finished when the worker stopped.
@@ -64,55 +67,102 @@ pub enum StateError {
         /// Why.
         source: serde_json::Error,
     },
+    /// The state holds something this worker will not act on: a damaged journal, another
+    /// format version, a hostile value (a clock near `u64::MAX`).
+    #[error("state {path}: {why}")]
+    Rejected {
+        /// The file.
+        path: PathBuf,
+        /// What and where (the journal's line number).
+        why: String,
+    },
+    /// The state directory cannot be written: found at start-up, before any job is taken.
+    #[error(
+        "state directory {dir} cannot be written ({source}); the worker journals every job \
+         there before it takes it, so it does not start"
+    )]
+    NotWritable {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A state directory or file readable by others that the worker cannot make private.
+    #[error(
+        "state {path} is mode {mode:04o} (readable by others) and cannot be tightened to \
+         {want:04o}: {source}"
+    )]
+    NotPrivate {
+        /// The directory or file.
+        path: PathBuf,
+        /// Its mode.
+        mode: u32,
+        /// The mode it should have.
+        want: u32,
+        /// Why the change failed.
+        source: std::io::Error,
+    },
+    /// Another worker holds the state directory's lock.
+    #[error("state directory {dir} is in use by another worker (its journal.lock is held)")]
+    Busy {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// `--state` names something that is not a directory.
+    #[error("state {path}: not a directory")]
+    NotADirectory {
+        /// The path.
+        path: PathBuf,
+    },
 }
 
-/// Reads `dir/state.json`; `None` when there is none yet.
+/// The state of `dir` without changing anything: the journal replayed (a torn last record
+/// ignored), else an older worker's `state.json`; `None` when there is neither.
 pub fn load(dir: &Path) -> Result<Option<SavedState>, StateError> {
+    if let Some(r) = crate::journal::replay(dir)?
+        && let Some(live) = r.live
+    {
+        return Ok(Some(live.saved_state()));
+    }
+    load_legacy(dir)
+}
+
+/// Reads an older worker's `dir/state.json`; `None` when there is none. Its clock is checked
+/// like the journal's.
+pub fn load_legacy(dir: &Path) -> Result<Option<SavedState>, StateError> {
     let path = dir.join(STATE_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(StateError::Io { path, source }),
     };
-    serde_json::from_str(&text)
-        .map(Some)
-        .map_err(|source| StateError::Invalid { path, source })
-}
-
-/// Writes `dir/state.json` atomically (temporary file, then rename).
-pub fn save(dir: &Path, state: &SavedState) -> Result<(), StateError> {
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| StateError::Io { path, source }
-    };
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let path = dir.join(STATE_FILE);
-    let tmp = dir.join(format!("{STATE_FILE}.tmp"));
-    let text = serde_json::to_vec_pretty(state).map_err(|source| StateError::Invalid {
+    let state: SavedState = serde_json::from_str(&text).map_err(|source| StateError::Invalid {
         path: path.clone(),
         source,
     })?;
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&text).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
+    if state.clock_ms > crate::journal::MAX_CLOCK_MS {
+        return Err(StateError::Rejected {
+            path,
+            why: format!(
+                "clock_ms {} is above the largest accepted {} (2^53 - 1 ms): the state is \
+                 damaged or from another clock",
+                state.clock_ms,
+                crate::journal::MAX_CLOCK_MS
+            ),
+        });
     }
-    std::fs::rename(&tmp, &path).map_err(io(&path))
+    Ok(Some(state))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::journal::{self, Journal, JournalOptions, Live};
 
-    #[test]
-    fn a_state_round_trips_and_a_missing_one_is_none() {
-        let dir = std::env::temp_dir().join(format!("llmr-worker-state-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        assert_eq!(load(&dir).unwrap(), None);
-        let state = SavedState {
+    fn state(clock_ms: u64) -> SavedState {
+        SavedState {
             scenario: "s".into(),
-            clock_ms: 42,
+            clock_ms,
             jobs: vec![PersistedJob {
                 job: Job {
                     id: "job-0001".into(),
@@ -129,12 +179,50 @@ mod tests {
                 shrinks: 0,
             }],
             snapshots: None,
-        };
-        save(&dir, &state).unwrap();
-        assert_eq!(load(&dir).unwrap(), Some(state));
-        assert!(!dir.join("state.json.tmp").exists());
+        }
+    }
+
+    #[test]
+    fn a_legacy_state_is_read_migrated_and_a_missing_one_is_none() {
+        let dir = std::env::temp_dir().join(format!("llmr-worker-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(load(&dir).unwrap(), None);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(STATE_FILE),
+            serde_json::to_vec(&state(42)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(load(&dir).unwrap(), Some(state(42)));
+        // The next start takes it into the journal and removes it; the view is the same.
+        let recovered = journal::recover(&dir).unwrap();
+        let live = recovered.live.unwrap();
+        assert_eq!(live.saved_state(), state(42));
+        Journal::start(&dir, live, JournalOptions::default()).unwrap();
+        assert!(!dir.join(STATE_FILE).exists());
+        assert_eq!(load(&dir).unwrap(), Some(state(42)));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(STATE_FILE), "{").unwrap();
         assert!(matches!(load(&dir), Err(StateError::Invalid { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_legacy_clock_near_u64_max_is_a_typed_error() {
+        let dir =
+            std::env::temp_dir().join(format!("llmr-worker-state-max-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join(STATE_FILE),
+            serde_json::to_vec(&state(u64::MAX)).unwrap(),
+        )
+        .unwrap();
+        let err = load(&dir).unwrap_err();
+        assert!(matches!(err, StateError::Rejected { .. }), "{err}");
+        assert!(journal::recover(&dir).is_err());
+        assert!(Live::from_saved(state(u64::MAX)).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

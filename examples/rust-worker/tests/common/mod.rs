@@ -68,6 +68,7 @@ fn run_quietly(name: &str, naive: bool, engine: EngineChoice) -> RunOutcome {
             base_url: None,
             api_key: app::MOCK_KEY.into(),
             events: None,
+            events_path: None,
             state_dir: None,
             progress: false,
             cancel: CancelHandle::new(),
