@@ -437,33 +437,9 @@ func (j *journal) tornBytes() int {
 // compact writes the live set to a temporary file, fsyncs it, renames it over the journal and
 // fsyncs the directory; later appends go to the new file. Files of the old layout are removed
 // once the journal holds their content.
-func (j *journal) compact() error {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.compactLocked()
-}
-
-func (j *journal) compactLocked() error {
-	if j.f == nil {
-		// The first compaction of a run: temporary files of a process killed mid-compaction
-		// (or mid-probe) are garbage now.
-		for _, pattern := range []string{"." + journalFile + ".tmp-*", ".probe-*"} {
-			stale, _ := filepath.Glob(filepath.Join(j.dir, pattern))
-			for _, f := range stale {
-				os.Remove(f)
-			}
-		}
-	}
-	s := j.state
-	var buf bytes.Buffer
-	add := func(r record) error {
-		line, err := encodeRecord(r)
-		if err != nil {
-			return err
-		}
-		buf.Write(line)
-		return nil
-	}
+// liveRecords is the live set as records, in the order compaction writes them: replaying
+// them gives back the same unfinished jobs, progress, finished ids and snapshots.
+func (s *journalState) liveRecords() []record {
 	recs := []record{{T: "header", Version: journalVersion}}
 	if s.hasBatch {
 		b := s.batch
@@ -491,6 +467,37 @@ func (j *journal) compactLocked() error {
 		sn := s.snaps
 		recs = append(recs, record{T: "snapshot", Snapshots: &sn})
 	}
+	return recs
+}
+
+func (j *journal) compact() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.compactLocked()
+}
+
+func (j *journal) compactLocked() error {
+	if j.f == nil {
+		// The first compaction of a run: temporary files of a process killed mid-compaction
+		// (or mid-probe) are garbage now.
+		for _, pattern := range []string{"." + journalFile + ".tmp-*", ".probe-*"} {
+			stale, _ := filepath.Glob(filepath.Join(j.dir, pattern))
+			for _, f := range stale {
+				os.Remove(f)
+			}
+		}
+	}
+	s := j.state
+	var buf bytes.Buffer
+	add := func(r record) error {
+		line, err := encodeRecord(r)
+		if err != nil {
+			return err
+		}
+		buf.Write(line)
+		return nil
+	}
+	recs := s.liveRecords()
 	for _, r := range recs {
 		if err := add(r); err != nil {
 			return err
