@@ -236,8 +236,15 @@ impl Client {
         if status == 200 && stream {
             return read_sse(response, headers, fault).await;
         }
-        let body = match response.bytes().await {
-            Ok(b) => b.to_vec(),
+        // An answer is read whole (its usage is at the end); an error body only as far as it
+        // is kept for classification, so a runaway error page costs bounded memory.
+        let cap = if status == 200 {
+            usize::MAX
+        } else {
+            MAX_KEPT_BODY
+        };
+        let body = match read_body(response, cap).await {
+            Ok(b) => b,
             Err(e) => {
                 return CallResult::Transport {
                     status: Some(status),
@@ -265,6 +272,23 @@ impl Client {
             fault,
         }
     }
+}
+
+/// The first `cap` bytes of a response body; reading stops there (the rest is never read).
+async fn read_body(response: reqwest::Response, cap: usize) -> Result<Vec<u8>, reqwest::Error> {
+    let mut stream = response.bytes_stream();
+    let mut body = Vec::new();
+    while body.len() < cap {
+        match stream.next().await {
+            Some(chunk) => {
+                let chunk = chunk?;
+                let room = cap - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            None => break,
+        }
+    }
+    Ok(body)
 }
 
 /// Reads an SSE stream to its end: the [`SseDecoder`] finds the frames, this does the IO.
