@@ -65,6 +65,21 @@
 //!    that never count a prefix as more than the whole; for any other counter the result is
 //!    still within budget, just possibly not the largest that fits.
 //!
+//! # Bounded work
+//!
+//! [`trim`] refuses, before any counting, an input with more than
+//! [`MAX_TOKENIZE_BYTES`] (4 MiB) of text in all (system
+//! prompt, documents, history and latest messages with their names and tool calls, tool
+//! schemas) or more than [`MAX_TRIM_ITEMS`] documents and history messages together: a
+//! [`ContextError::Tokens`] whose message names the limit. Within those caps, with an additive
+//! counter ([`TokenCounter::is_additive`]: both of [`crate::tokens`]' counters), every text is
+//! counted once up front (the counts before, of `[system, latest]` and every planned request
+//! are sums of those), each document is counted again only when it is cut, a document that
+//! cannot stay even at its floor costs one count, and the request returned is counted whole
+//! once (rule 6): about two passes over the input. So 10 000 documents, 100 000 history
+//! messages or a 1 MiB latest message are trimmed in bounded time and memory, which is what
+//! lets a WebAssembly host give every valid input a fixed fuel and memory budget.
+//!
 //! # After a context overflow
 //!
 //! Counters disagree with providers (a different tokenizer, hidden overhead). When the provider
@@ -271,7 +286,8 @@ impl Fate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrimReport {
     /// The untrimmed request (system, every document, the whole history, latest), counted;
-    /// `None` when it is larger than the counter accepts ([`crate::tokens::MAX_TOKENIZE_BYTES`]).
+    /// `None` when the counter refuses it (never for this crate's counters: [`trim`] refuses
+    /// an input over [`crate::tokens::MAX_TOKENIZE_BYTES`] before counting).
     pub tokens_before: Option<u64>,
     /// The request returned, counted: always ≤ `limit_tokens`.
     pub tokens_after: u64,
@@ -327,7 +343,9 @@ pub enum ContextError {
         /// Its role.
         role: Role,
     },
-    /// The counter refused a text.
+    /// The counter refused a text, or the input is over [`trim`]'s caps (more than
+    /// [`MAX_TOKENIZE_BYTES`] of text, more than [`MAX_TRIM_ITEMS`] documents and history
+    /// messages); the message names the limit.
     #[error("token counting failed: {message}")]
     Tokens {
         /// The counter's error.
@@ -354,7 +372,7 @@ impl From<TokenError> for ContextError {
 }
 
 /// Trims `input` into `budget`, counting with `counter`. See the module documentation for the
-/// rules.
+/// rules and the caps (checked first: [`ContextError::Tokens`] names the one exceeded).
 pub fn trim(
     budget: &ContextBudget,
     input: &TrimInput<'_>,
