@@ -181,6 +181,38 @@ pub struct ClassifyInput<'a> {
     pub wall_clock_ms: Option<u64>,
 }
 
+impl<'a> ClassifyInput<'a> {
+    /// The part of the body [`classify`] reads: at most the first [`MAX_BODY_BYTES`], cut
+    /// before the word the cap falls in (at most 1 KiB back).
+    ///
+    /// A surface that copies the input somewhere before classifying it (into a WebAssembly
+    /// component, over a pipe) copies only this: the rest cannot change the result.
+    pub fn read_body(&self) -> &'a [u8] {
+        // Cut between words, so a key at the cap is not left as a head too short to recognise.
+        self.body
+            .get(..text::cut_point(self.body, MAX_BODY_BYTES))
+            .unwrap_or(self.body)
+    }
+
+    /// The headers [`classify`] reads, in order: of the first [`MAX_HEADERS`], those whose name
+    /// and value are at most [`MAX_HEADER_BYTES`] long (the others are ignored). Classifying
+    /// with only these gives the same result.
+    pub fn read_headers(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.headers
+            .iter()
+            .take(MAX_HEADERS)
+            .filter(|(n, v)| n.len() <= MAX_HEADER_BYTES && v.len() <= MAX_HEADER_BYTES)
+            .map(|&(n, v)| (n, v))
+    }
+
+    /// The part of the transport message [`classify`] reads: at most [`MAX_TRANSPORT_BYTES`],
+    /// cut before the word the cap falls in (at most 1 KiB back, at a character boundary).
+    pub fn read_transport(&self) -> Option<&'a str> {
+        self.transport
+            .map(|text| text::prefix_whole(text, MAX_TRANSPORT_BYTES))
+    }
+}
+
 /// What a failure was, and what it says about retrying.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Classification {
@@ -214,8 +246,7 @@ pub fn classify(input: &ClassifyInput<'_>) -> Classification {
     let header_delay = headers.retry_after_ms(input.wall_clock_ms);
     let should_retry = headers.should_retry();
 
-    if let Some(transport) = input.transport {
-        let text = text::prefix_whole(transport, MAX_TRANSPORT_BYTES);
+    if let Some(text) = input.read_transport() {
         let (kind, tls) = rules::kind_from_transport(text);
         let retryable = should_retry.unwrap_or(default_retryable(kind) && !tls);
         return Classification {
@@ -231,11 +262,7 @@ pub fn classify(input: &ClassifyInput<'_>) -> Classification {
         };
     }
 
-    // Cut between words, so a key at the cap is not left as a head too short to recognise.
-    let body_bytes = input
-        .body
-        .get(..text::cut_point(input.body, MAX_BODY_BYTES))
-        .unwrap_or(input.body);
+    let body_bytes = input.read_body();
     let body_text = String::from_utf8_lossy(body_bytes);
     let found = body::extract(&body_text);
 
@@ -543,6 +570,47 @@ mod tests {
         let got = classify_response(Some(500), &[], &body, None);
         assert_eq!(got.kind, ErrorKind::ServerError);
         assert_eq!(got.message, "HTTP 500");
+    }
+
+    #[test]
+    fn classifying_only_what_is_read_gives_the_same_result() {
+        // Everything beyond the caps: a long body whose tail would change the kind, more
+        // headers than are read, an over-long header before a real hint, a long transport text.
+        let mut body = br#"{"error":{"message":"upstream error","code":500}}"#.to_vec();
+        body.resize(MAX_BODY_BYTES, b' ');
+        body.extend_from_slice(b"rate limit exceeded, try again in 5s");
+        let long = "9".repeat(MAX_HEADER_BYTES + 1);
+        let mut headers: Vec<(&str, &str)> = vec![("retry-after", long.as_str()), ("x-a", "1")];
+        headers.extend(std::iter::repeat_n(("x-filler", "1"), MAX_HEADERS));
+        headers.push(("retry-after", "3"));
+        let transport = format!("{} connection refused", "é".repeat(MAX_TRANSPORT_BYTES));
+        for input in [
+            ClassifyInput {
+                status: Some(500),
+                headers: &headers,
+                body: &body,
+                ..ClassifyInput::default()
+            },
+            ClassifyInput {
+                headers: &headers,
+                transport: Some(&transport),
+                ..ClassifyInput::default()
+            },
+        ] {
+            let read: Vec<(&str, &str)> = input.read_headers().collect();
+            assert_eq!(read.len(), MAX_HEADERS - 1, "the long header is dropped");
+            assert!(input.read_body().len() <= MAX_BODY_BYTES);
+            if let Some(t) = input.read_transport() {
+                assert!(t.len() <= MAX_TRANSPORT_BYTES && transport.starts_with(t));
+            }
+            let cut = ClassifyInput {
+                headers: &read,
+                body: input.read_body(),
+                transport: input.read_transport(),
+                ..input
+            };
+            assert_eq!(classify(&cut), classify(&input));
+        }
     }
 
     #[test]

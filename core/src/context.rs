@@ -65,6 +65,21 @@
 //!    that never count a prefix as more than the whole; for any other counter the result is
 //!    still within budget, just possibly not the largest that fits.
 //!
+//! # Bounded work
+//!
+//! [`trim`] refuses, before any counting, an input with more than
+//! [`MAX_TOKENIZE_BYTES`] (4 MiB) of text in all (system
+//! prompt, documents, history and latest messages with their names and tool calls, tool
+//! schemas) or more than [`MAX_TRIM_ITEMS`] documents and history messages together: a
+//! [`ContextError::Tokens`] whose message names the limit. Within those caps, with an additive
+//! counter ([`TokenCounter::is_additive`]: both of [`crate::tokens`]' counters), every text is
+//! counted once up front (the counts before, of `[system, latest]` and every planned request
+//! are sums of those), each document is counted again only when it is cut, a document that
+//! cannot stay even at its floor costs one count, and the request returned is counted whole
+//! once (rule 6): about two passes over the input. So 10 000 documents, 100 000 history
+//! messages or a 1 MiB latest message are trimmed in bounded time and memory, which is what
+//! lets a WebAssembly host give every valid input a fixed fuel and memory budget.
+//!
 //! # After a context overflow
 //!
 //! Counters disagree with providers (a different tokenizer, hidden overhead). When the provider
@@ -84,8 +99,9 @@ use crate::chat::{Message, Role, ToolSchema};
 use crate::classify::{Classification, ErrorKind};
 use crate::config::{ConfigError, Problems};
 use crate::retry::RetryPolicy;
-use crate::tokens::{TokenCounter, TokenError};
+use crate::tokens::{MAX_TOKENIZE_BYTES, TokenCounter, TokenError};
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 use std::collections::BTreeSet;
 use unicode_segmentation::UnicodeSegmentation;
 
@@ -270,7 +286,8 @@ impl Fate {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrimReport {
     /// The untrimmed request (system, every document, the whole history, latest), counted;
-    /// `None` when it is larger than the counter accepts ([`crate::tokens::MAX_TOKENIZE_BYTES`]).
+    /// `None` when the counter refuses it (never for this crate's counters: [`trim`] refuses
+    /// an input over [`crate::tokens::MAX_TOKENIZE_BYTES`] before counting).
     pub tokens_before: Option<u64>,
     /// The request returned, counted: always ≤ `limit_tokens`.
     pub tokens_after: u64,
@@ -326,7 +343,9 @@ pub enum ContextError {
         /// Its role.
         role: Role,
     },
-    /// The counter refused a text.
+    /// The counter refused a text, or the input is over [`trim`]'s caps (more than
+    /// [`MAX_TOKENIZE_BYTES`] of text, more than [`MAX_TRIM_ITEMS`] documents and history
+    /// messages); the message names the limit.
     #[error("token counting failed: {message}")]
     Tokens {
         /// The counter's error.
@@ -353,7 +372,7 @@ impl From<TokenError> for ContextError {
 }
 
 /// Trims `input` into `budget`, counting with `counter`. See the module documentation for the
-/// rules.
+/// rules and the caps (checked first: [`ContextError::Tokens`] names the one exceeded).
 pub fn trim(
     budget: &ContextBudget,
     input: &TrimInput<'_>,
@@ -364,24 +383,39 @@ pub fn trim(
             role: input.latest.role,
         });
     }
+    check_input_size(input)?;
     let c = &budget.config;
     let limit = budget.limit_tokens();
     let system = Message::new(Role::System, input.system);
 
-    let tokens_before = {
-        let mut all = Vec::with_capacity(input.documents.len() + input.history.len() + 2);
-        all.push(system.clone());
-        all.extend(
-            input
-                .documents
-                .iter()
-                .map(|d| Message::new(Role::System, d.as_str())),
-        );
-        all.extend(input.history.iter().cloned());
-        all.push(input.latest.clone());
-        counter.count_messages(&all, input.tools).ok()
+    // An additive counter (both of this crate's) counts each message once, here; the counts
+    // before, of `[system, latest]` and of every plan are sums of these. Any other counter
+    // counts the requests whole.
+    let pre = if counter.is_additive() {
+        Some(Precounted::new(counter, &system, input)?)
+    } else {
+        None
     };
-    let required = counter.count_messages(&[system.clone(), input.latest.clone()], input.tools)?;
+    let (tokens_before, required) = match &pre {
+        Some(p) => (Some(p.before()), p.required()),
+        None => {
+            let mut all = Vec::with_capacity(input.documents.len() + input.history.len() + 2);
+            all.push(system.clone());
+            all.extend(
+                input
+                    .documents
+                    .iter()
+                    .map(|d| Message::new(Role::System, d.as_str())),
+            );
+            all.extend(input.history.iter().cloned());
+            all.push(input.latest.clone());
+            let before = counter.count_messages(&all, input.tools).ok();
+            drop(all);
+            let required =
+                counter.count_messages(&[system.clone(), input.latest.clone()], input.tools)?;
+            (before, required)
+        }
+    };
     if required > limit {
         return Err(ContextError::DoesNotFit {
             required_tokens: required,
@@ -401,17 +435,22 @@ pub fn trim(
     let units = build_units(input.history, &mut fates);
     let mut hist: Vec<Message> = Vec::new();
     let mut unit_starts: Vec<usize> = Vec::new(); // index into `hist` of each unit's first message
+    // For each message of `hist`: its index in the input, if it was sent unchanged.
+    let mut unchanged: Vec<Option<usize>> = Vec::new();
     for unit in &units {
         unit_starts.push(hist.len());
         for &i in &unit.members {
             let m = &input.history[i];
             let mut out = m.clone();
+            let mut same = Some(i);
             if let Some(end) = c.max_message_chars.and_then(|cap| cap_end(&m.content, cap)) {
                 let cut = choose_cut(&m.content, end);
                 out.content = cut_text(&m.content, cut);
                 fates[i] = truncated_fate(&m.content, cut);
+                same = None;
             }
             hist.push(out);
+            unchanged.push(same);
         }
     }
     unit_starts.push(hist.len());
@@ -443,13 +482,14 @@ pub fn trim(
         limit,
         sums: None,
     };
-    ctx.sums = Some(Sums::new(&ctx)?);
+    ctx.sums = Some(Sums::new(&ctx, pre.as_ref(), &unchanged)?);
     let floor = c.min_document_chars;
-    let (mut docs, mut chosen) = plan(&ctx, docs_capped.clone(), starts, floor)?;
+    let whole = pre.as_ref().map(|p| p.docs.as_slice());
+    let (mut docs, mut chosen) = plan(&ctx, docs_capped.clone(), starts, floor, whole)?;
     ctx.sums = None;
     let mut tokens_after = ctx.count(&docs, chosen)?;
     if tokens_after > limit {
-        (docs, chosen) = plan(&ctx, docs_capped, starts, floor)?;
+        (docs, chosen) = plan(&ctx, docs_capped, starts, floor, None)?;
         tokens_after = ctx.count(&docs, chosen)?;
     }
     if tokens_after > limit {
@@ -692,14 +732,52 @@ impl Ctx<'_> {
         let Some(sums) = &self.sums else {
             return self.count_list(&self.assemble(docs, start), self.tools);
         };
-        let mut total = sums.fixed.saturating_add(sums.suffix[start]);
-        for m in docs.iter().filter_map(Doc::message) {
-            let own = self
+        // The documents' own counts are kept up to date by `set_cut` (and `reset_docs`).
+        let docs_total = u64::try_from(sums.docs.borrow().total).unwrap_or(u64::MAX);
+        Ok(sums
+            .fixed
+            .saturating_add(sums.suffix[start])
+            .saturating_add(docs_total))
+    }
+
+    /// The own count of one document as cut (0 when dropped).
+    fn doc_own(&self, doc: &Doc<'_>, empty: u64) -> Result<u64, ContextError> {
+        Ok(match doc.message() {
+            Some(m) => self
                 .count_list(std::slice::from_ref(&m), &[])?
-                .saturating_sub(sums.empty);
-            total = total.saturating_add(own);
+                .saturating_sub(empty),
+            None => 0,
+        })
+    }
+
+    /// Counts every document's own count afresh (when planning by sums starts).
+    fn reset_docs(&self, docs: &[Doc<'_>], whole: Option<&[u64]>) -> Result<(), ContextError> {
+        let Some(sums) = &self.sums else {
+            return Ok(());
+        };
+        let mut own = Vec::with_capacity(docs.len());
+        for (i, doc) in docs.iter().enumerate() {
+            let n = match (doc.cut, whole) {
+                (Cut::Whole, Some(whole)) => whole[i],
+                _ => self.doc_own(doc, sums.empty)?,
+            };
+            own.push(n);
         }
-        Ok(total)
+        let total = own.iter().map(|&n| u128::from(n)).sum();
+        *sums.docs.borrow_mut() = DocSums { own, total };
+        Ok(())
+    }
+
+    /// Sets document `i`'s cut, keeping the documents' own counts up to date.
+    fn set_cut(&self, docs: &mut [Doc<'_>], i: usize, cut: Cut) -> Result<(), ContextError> {
+        docs[i].cut = cut;
+        if let Some(sums) = &self.sums {
+            let n = self.doc_own(&docs[i], sums.empty)?;
+            let mut d = sums.docs.borrow_mut();
+            let old = std::mem::replace(&mut d.own[i], n);
+            d.total = d.total - u128::from(old) + u128::from(n);
+        }
+        Ok(())
     }
 
     /// `messages` with `tools`, counted; a request too large to count is over any budget.
@@ -718,7 +796,9 @@ fn plan<'a>(
     mut docs: Vec<Doc<'a>>,
     starts: &[usize],
     floor: u32,
+    whole: Option<&[u64]>,
 ) -> Result<(Vec<Doc<'a>>, usize), ContextError> {
+    ctx.reset_docs(&docs, whole)?;
     let mut chosen = starts[0];
     if ctx.count(&docs, chosen)? <= ctx.limit
         || shrink_documents(ctx, &mut docs, chosen, floor)?.is_some()
@@ -732,7 +812,7 @@ fn plan<'a>(
     let mut i = docs.len();
     while t > ctx.limit && i > 0 {
         i -= 1;
-        docs[i].cut = Cut::Dropped;
+        ctx.set_cut(&mut docs, i, Cut::Dropped)?;
         (chosen, t) = fit_history(ctx, &docs, starts)?;
     }
     Ok((docs, chosen))
@@ -748,23 +828,45 @@ struct Sums {
     fixed: u64,
     /// For each history unit, the own counts of every history message from its start on.
     suffix: Vec<u64>,
+    /// The documents' own counts as currently cut (see [`Ctx::set_cut`]).
+    docs: RefCell<DocSums>,
+}
+
+/// The own count of every document as currently cut, and their total.
+#[derive(Default)]
+struct DocSums {
+    own: Vec<u64>,
+    /// Not saturated, so that replacing one count keeps it exact.
+    total: u128,
 }
 
 impl Sums {
-    fn new(ctx: &Ctx<'_>) -> Result<Sums, ContextError> {
+    /// `pre`: the counts an additive counter already made, reused for every history message
+    /// sent unchanged (`unchanged[k]`: the input index of `hist[k]`, if it was not cut).
+    fn new(
+        ctx: &Ctx<'_>,
+        pre: Option<&Precounted>,
+        unchanged: &[Option<usize>],
+    ) -> Result<Sums, ContextError> {
         let empty = ctx.count_list(&[], &[])?;
         let own = |m: &Message| -> Result<u64, ContextError> {
             Ok(ctx
                 .count_list(std::slice::from_ref(m), &[])?
                 .saturating_sub(empty))
         };
-        let fixed = ctx
-            .count_list(&[], ctx.tools)?
-            .saturating_add(own(ctx.system)?)
-            .saturating_add(own(ctx.latest)?);
+        let fixed = match pre {
+            Some(p) => p.required(),
+            None => ctx
+                .count_list(&[], ctx.tools)?
+                .saturating_add(own(ctx.system)?)
+                .saturating_add(own(ctx.latest)?),
+        };
         let mut per_message = Vec::with_capacity(ctx.hist.len());
-        for m in ctx.hist {
-            per_message.push(own(m)?);
+        for (k, m) in ctx.hist.iter().enumerate() {
+            per_message.push(match (pre, unchanged[k]) {
+                (Some(p), Some(i)) => p.history[i],
+                _ => own(m)?,
+            });
         }
         let mut from_message = vec![0u64; ctx.hist.len() + 1];
         for k in (0..ctx.hist.len()).rev() {
@@ -775,8 +877,99 @@ impl Sums {
             empty,
             fixed,
             suffix,
+            docs: RefCell::default(),
         })
     }
+}
+
+/// What an additive counter counts once per trim: every input message's own count.
+struct Precounted {
+    /// The count of no messages with the tools.
+    with_tools: u64,
+    /// The system prompt's own count.
+    system: u64,
+    /// The latest message's own count.
+    latest: u64,
+    /// Each document's own count, whole.
+    docs: Vec<u64>,
+    /// Each history message's own count, as given.
+    history: Vec<u64>,
+}
+
+impl Precounted {
+    fn new(
+        counter: &dyn TokenCounter,
+        system: &Message,
+        input: &TrimInput<'_>,
+    ) -> Result<Precounted, ContextError> {
+        let empty = counter.count_messages(&[], &[])?;
+        let own = |m: &Message| -> Result<u64, ContextError> {
+            Ok(counter
+                .count_messages(std::slice::from_ref(m), &[])?
+                .saturating_sub(empty))
+        };
+        let mut docs = Vec::with_capacity(input.documents.len());
+        for d in input.documents {
+            docs.push(own(&Message::new(Role::System, d.as_str()))?);
+        }
+        let mut history = Vec::with_capacity(input.history.len());
+        for m in input.history {
+            history.push(own(m)?);
+        }
+        Ok(Precounted {
+            with_tools: counter.count_messages(&[], input.tools)?,
+            system: own(system)?,
+            latest: own(input.latest)?,
+            docs,
+            history,
+        })
+    }
+
+    /// The count of `[system, latest]` with the tools.
+    fn required(&self) -> u64 {
+        self.with_tools
+            .saturating_add(self.system)
+            .saturating_add(self.latest)
+    }
+
+    /// The count of the whole input.
+    fn before(&self) -> u64 {
+        self.docs
+            .iter()
+            .chain(&self.history)
+            .fold(self.required(), |t, &n| t.saturating_add(n))
+    }
+}
+
+/// The most documents and history messages, together, that [`trim`] accepts.
+pub const MAX_TRIM_ITEMS: usize = 131_072;
+
+/// Rejects an input over the documented caps before any work: more than
+/// [`MAX_TOKENIZE_BYTES`] of text (every text the request would carry: the system prompt,
+/// documents, history and latest messages with their names and tool calls, the tool schemas),
+/// or more than [`MAX_TRIM_ITEMS`] documents and history messages.
+fn check_input_size(input: &TrimInput<'_>) -> Result<(), ContextError> {
+    let items = input.documents.len().saturating_add(input.history.len());
+    if items > MAX_TRIM_ITEMS {
+        return Err(ContextError::Tokens {
+            message: format!(
+                "{items} documents and history messages are more than the {MAX_TRIM_ITEMS} that are trimmed"
+            ),
+        });
+    }
+    let bytes = input
+        .documents
+        .iter()
+        .fold(input.system.len(), |t, d| t.saturating_add(d.len()))
+        .saturating_add(crate::tokens::request_bytes(input.history, input.tools))
+        .saturating_add(crate::tokens::request_bytes(
+            std::slice::from_ref(input.latest),
+            &[],
+        ));
+    if bytes > MAX_TOKENIZE_BYTES {
+        return Err(TokenError::TooLarge(bytes).into());
+    }
+    Ok(())
 }
 
 /// Rule 3, first part: cuts documents, lowest-ranked first, never below `floor` characters,
@@ -814,9 +1007,22 @@ fn shrink_documents(
         let mut lo = 0usize; // bounds[..lo] are known to fit
         let mut hi = bounds.len(); // bounds[hi..] are known not to fit
         let mut best: Option<(usize, u64)> = None;
+        // The floor first: when even it does not fit, no longer prefix does (for counters that
+        // never count a prefix as more than the whole), so the search is skipped — one count
+        // instead of a dozen for each document that cannot stay.
+        if let Some(&first) = bounds.first() {
+            ctx.set_cut(docs, i, as_cut(first))?;
+            let t = ctx.count(docs, start)?;
+            if t <= ctx.limit {
+                best = Some((first, t));
+                lo = 1;
+            } else {
+                hi = 0;
+            }
+        }
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            docs[i].cut = as_cut(bounds[mid]);
+            ctx.set_cut(docs, i, as_cut(bounds[mid]))?;
             let t = ctx.count(docs, start)?;
             if t <= ctx.limit {
                 best = Some((bounds[mid], t));
@@ -829,25 +1035,33 @@ fn shrink_documents(
             // Prefer a line, sentence or word end, if it still fits.
             let nice = choose_cut(doc.text, end);
             if nice > 0 && nice >= floor_end {
-                docs[i].cut = Cut::Prefix(nice);
+                ctx.set_cut(docs, i, Cut::Prefix(nice))?;
                 let tn = ctx.count(docs, start)?;
                 if tn <= ctx.limit {
                     return Ok(Some(tn));
                 }
             }
-            docs[i].cut = as_cut(end);
+            ctx.set_cut(docs, i, as_cut(end))?;
             return Ok(Some(t));
         }
         // Even the floor does not fit: leave this one at its floor (an empty floor drops it),
         // cut the next.
-        docs[i].cut = if floor_end >= current {
+        let mut at_floor = if floor_end >= current {
             doc.cut
         } else {
             Cut::Prefix(choose_cut(doc.text, floor_end))
         };
-        if docs[i].end() == 0 {
-            docs[i].cut = Cut::Dropped;
+        if at_floor != Cut::Dropped
+            && (Doc {
+                cut: at_floor,
+                ..doc
+            })
+            .end()
+                == 0
+        {
+            at_floor = Cut::Dropped;
         }
+        ctx.set_cut(docs, i, at_floor)?;
     }
     Ok(None)
 }
@@ -1528,6 +1742,158 @@ mod tests {
         }
     }
 
+    /// [`Bytes`], saying that it is additive (it is), and counting the bytes it is given.
+    #[derive(Default)]
+    struct Additive {
+        counted: std::cell::Cell<u64>,
+    }
+
+    impl TokenCounter for Additive {
+        fn count_text(&self, text: &str) -> Result<u64, TokenError> {
+            Bytes.count_text(text)
+        }
+
+        fn count_messages(
+            &self,
+            messages: &[Message],
+            tools: &[ToolSchema],
+        ) -> Result<u64, TokenError> {
+            let bytes = crate::tokens::request_bytes(messages, tools) as u64;
+            self.counted.set(self.counted.get() + bytes);
+            Bytes.count_messages(messages, tools)
+        }
+
+        fn is_additive(&self) -> bool {
+            true
+        }
+    }
+
+    /// A counter that must not be called.
+    struct Never;
+
+    impl TokenCounter for Never {
+        fn count_text(&self, _: &str) -> Result<u64, TokenError> {
+            panic!("counted")
+        }
+
+        fn count_messages(&self, _: &[Message], _: &[ToolSchema]) -> Result<u64, TokenError> {
+            panic!("counted")
+        }
+    }
+
+    #[test]
+    fn inputs_over_the_caps_are_refused_before_any_count() {
+        let latest = user("halo");
+        let big = "x".repeat(MAX_TOKENIZE_BYTES);
+        let input = TrimInput {
+            system: "s",
+            documents: &[],
+            history: &[],
+            latest: &user(&big),
+            tools: &[],
+        };
+        let e = trim(&budget(1000), &input, &Never).unwrap_err();
+        assert!(
+            matches!(&e, ContextError::Tokens { message } if message.contains(&MAX_TOKENIZE_BYTES.to_string())),
+            "{e}"
+        );
+        // Exactly at the cap is accepted (the system prompt is one byte, so the latest is one
+        // byte shorter).
+        let at_cap = user(&big[1..]);
+        let input = TrimInput {
+            latest: &at_cap,
+            ..input
+        };
+        assert!(trim(&budget(u64::MAX / 2), &input, &UpperBound::default()).is_ok());
+        let history = vec![user(""); MAX_TRIM_ITEMS + 1];
+        let input = TrimInput {
+            system: "s",
+            documents: &[],
+            history: &history,
+            latest: &latest,
+            tools: &[],
+        };
+        let e = trim(&budget(1000), &input, &Never).unwrap_err();
+        assert!(
+            matches!(&e, ContextError::Tokens { message } if message.contains(&MAX_TRIM_ITEMS.to_string())),
+            "{e}"
+        );
+    }
+
+    /// Trims `input` with the additive byte counter; the bytes it counted, over the input's.
+    fn work(input: &TrimInput<'_>, b: &ContextBudget) -> (Trimmed, f64) {
+        let counter = Additive::default();
+        let t = trim(b, input, &counter).unwrap();
+        let all = input
+            .documents
+            .iter()
+            .fold(input.system.len(), |n, d| n + d.len())
+            + crate::tokens::request_bytes(input.history, input.tools)
+            + input.latest.content.len();
+        (t, counter.counted.get() as f64 / all as f64)
+    }
+
+    #[test]
+    fn large_valid_inputs_are_trimmed_counting_each_text_about_twice_at_most() {
+        let b = budget(128_000);
+        // A 1 MiB latest message.
+        let latest = user(&"Halo kak, paket saya belum sampai 🙏 ".repeat(1 << 15));
+        let (t, ratio) = work(
+            &TrimInput {
+                system: SYSTEM,
+                documents: &[],
+                history: &indonesian_chat(),
+                latest: &latest,
+                tools: &[],
+            },
+            &budget(u64::MAX / 4),
+        );
+        assert_eq!(t.messages.last(), Some(&latest));
+        assert!(ratio <= 2.5, "{ratio}");
+        // 10 000 documents of 400 bytes: most are dropped, a few hundred kept.
+        let docs: Vec<String> = (0..10_000)
+            .map(|i| format!("Artikel {i:05}: {}", "cara retur barang. ".repeat(20)))
+            .collect();
+        let latest = user("Kak?");
+        let (t, ratio) = work(
+            &TrimInput {
+                system: SYSTEM,
+                documents: &docs,
+                history: &indonesian_chat(),
+                latest: &latest,
+                tools: &[],
+            },
+            &b,
+        );
+        let (kept, cut, dropped) = t.report.tally();
+        assert!(kept > 100 && dropped > 9_000, "{kept} {cut} {dropped}");
+        assert!(t.report.tokens_after <= b.limit_tokens());
+        assert!(ratio <= 2.5, "{ratio}");
+        // 100 000 history messages.
+        let history: Vec<Message> = (0..100_000)
+            .map(|i| {
+                if i % 2 == 0 {
+                    user("ok kak 🙏")
+                } else {
+                    bot("Baik kak, kami cek ya.")
+                }
+            })
+            .collect();
+        let (t, ratio) = work(
+            &TrimInput {
+                system: SYSTEM,
+                documents: &[],
+                history: &history,
+                latest: &latest,
+                tools: &[],
+            },
+            &b,
+        );
+        assert!(t.report.tokens_after <= b.limit_tokens());
+        assert!(t.report.history.iter().filter(|f| f.is_sent()).count() > 1_000);
+        assert!(ratio <= 2.5, "{ratio}");
+    }
+
     #[test]
     fn a_counter_that_is_not_a_sum_still_gets_a_result_within_budget() {
         let history = indonesian_chat();
@@ -2068,6 +2434,27 @@ mod tests {
                 }
             }
             prop_assert_eq!((h0, d0), (history, docs));
+        }
+
+        #[test]
+        fn counting_each_message_once_gives_the_same_trim_as_counting_whole_requests(
+            turns in proptest::collection::vec(turn(), 0..24),
+            docs in proptest::collection::vec(text(60), 0..4),
+            system in text(20),
+            latest in text(20),
+            b in arb_budget(),
+        ) {
+            // `Bytes` is a sum but does not say so; `Additive` is the same counter saying so.
+            let history = history_of(&turns);
+            let latest = user(&latest);
+            let input = TrimInput {
+                system: &system,
+                documents: &docs,
+                history: &history,
+                latest: &latest,
+                tools: &[],
+            };
+            prop_assert_eq!(trim(&b, &input, &Additive::default()), trim(&b, &input, &Bytes));
         }
     }
 }

@@ -36,7 +36,12 @@
 //! # Bounded work
 //!
 //! No call tokenizes more than [`MAX_TOKENIZE_BYTES`] of text: a longer text, or a request whose
-//! texts add up to more, is a [`TokenError::TooLarge`], found before any tokenizing starts.
+//! texts add up to more, is a [`TokenError::TooLarge`], found before any tokenizing starts. And
+//! no piece costs more than its share: byte-pair encoding one piece (a "word") takes time and
+//! memory that grow faster than the piece, so the exact [`Tokenizer`] counts a piece longer than
+//! [`MAX_EXACT_PIECE_BYTES`] with the upper bound (see its docs for exactly when). Counting
+//! 4 MiB of text is then linear work: ≈ 4·10⁹ WebAssembly instructions for chat text in the
+//! component, less for a 4 MiB single word (measured by the wasmtime host's `tests/limits.rs`).
 
 use crate::chat::{Message, Role, ToolSchema};
 use crate::config::{ConfigError, Problems};
@@ -66,6 +71,27 @@ pub trait TokenCounter {
     /// the reply priming.
     fn count_messages(&self, messages: &[Message], tools: &[ToolSchema])
     -> Result<u64, TokenError>;
+
+    /// Whether a request's count is exactly the sum of its parts, for every request this
+    /// counter counts: `count_messages(ms, tools) = count_messages(&[], tools) + Σ over m in ms
+    /// of (count_messages(&[m], &[]) − count_messages(&[], &[]))`, each difference ≥ 0.
+    /// Context trimming then counts each message once instead of counting whole requests
+    /// again. Default `false` (a counter that says nothing is counted whole).
+    fn is_additive(&self) -> bool {
+        false
+    }
+}
+
+impl ChatOverhead {
+    /// Whether [`count_request`] with this overhead is additive (see
+    /// [`TokenCounter::is_additive`]): a message's part (`per_message`, its role's token, its
+    /// texts, `per_name`, its tool calls) is never negative, and neither is the tools' part
+    /// (per property `tool_property`, its text, `tool_enum`). The defaults are.
+    fn is_additive(&self) -> bool {
+        // A role is at least one token; a name or property text may be none.
+        i64::from(self.per_message) + 1 + i64::from(self.per_name.min(0)) >= 0
+            && i64::from(self.tool_property) + 1 + i64::from(self.tool_enum.min(0)) >= 0
+    }
 }
 
 /// A byte-pair encoding of OpenAI's models.
@@ -255,7 +281,7 @@ fn check_size(text: &str) -> Result<(), TokenError> {
 
 /// The bytes of text a request would tokenize, saturating; checked against the cap before any
 /// tokenizing, so a huge request costs one pass over the lengths and nothing more.
-fn request_bytes(messages: &[Message], tools: &[ToolSchema]) -> usize {
+pub(crate) fn request_bytes(messages: &[Message], tools: &[ToolSchema]) -> usize {
     let mut total: usize = 0;
     for m in messages {
         total = total
@@ -288,6 +314,7 @@ fn count_request(
     tools: &[ToolSchema],
     overhead: &ChatOverhead,
     count: &dyn Fn(&str) -> u64,
+    role_tokens: &dyn Fn(Role) -> u64,
 ) -> Result<u64, TokenError> {
     let bytes = request_bytes(messages, tools);
     if bytes > MAX_TOKENIZE_BYTES {
@@ -298,7 +325,7 @@ fn count_request(
     let mut add = |n: i64| total = total.saturating_add(n);
     for m in messages {
         add(i64::from(overhead.per_message));
-        add(c(role_name(m.role)));
+        add(i64::try_from(role_tokens(m.role)).unwrap_or(i64::MAX));
         add(c(&m.content));
         if let Some(name) = &m.name {
             add(c(name));
@@ -527,7 +554,13 @@ impl TokenCounter for UpperBound {
         messages: &[Message],
         tools: &[ToolSchema],
     ) -> Result<u64, TokenError> {
-        count_request(messages, tools, &self.overhead, &UpperBound::bound)
+        count_request(messages, tools, &self.overhead, &UpperBound::bound, &|r| {
+            UpperBound::bound(role_name(r))
+        })
+    }
+
+    fn is_additive(&self) -> bool {
+        self.overhead.is_additive()
     }
 }
 
@@ -562,21 +595,61 @@ pub enum TokenizerError {
 /// Text is encoded as ordinary text (`encode_ordinary`): a customer who types
 /// `<|endoftext|>` gets it counted as the characters it is, as the API treats it.
 ///
-/// One degenerate input is not counted exactly: a run of more than
-/// [`MAX_EXACT_WHITESPACE_RUN`] whitespace characters. tiktoken-rs's pre-tokenizing regex
-/// (`\s+(?!\S)`, run by fancy-regex's backtracking VM) pushes one stack entry per whitespace
-/// character and fails past a million of them, and tiktoken-rs turns that failure into a panic
-/// (measured here: a run of 1 000 000 spaces panics in both encodings; the limit is a quarter of
-/// that, and runs of 262 144 whitespace characters were counted fine). Such a
-/// text gets [`UpperBound::bound`] instead — never fewer tokens than the exact count, so a
-/// budget stays safe — and no real message is affected.
+/// Two degenerate inputs are not counted exactly; both get a proven upper bound instead
+/// (never fewer tokens than the exact count, so a budget stays safe), and no real message is
+/// affected:
+///
+/// - **A run of more than [`MAX_EXACT_WHITESPACE_RUN`] whitespace characters**: the whole text
+///   is counted with [`UpperBound::bound`]. tiktoken-rs's pre-tokenizing regex
+///   (`\s+(?!\S)`, run by fancy-regex's backtracking VM) pushes one stack entry per whitespace
+///   character and fails past a million of them, and tiktoken-rs turns that failure into a
+///   panic (measured here: a run of 1 000 000 spaces panics in both encodings; the limit is a
+///   quarter of that, and runs of 262 144 whitespace characters were counted fine).
+/// - **A piece longer than [`MAX_EXACT_PIECE_BYTES`]** (other than whitespace): the encodings first split text into
+///   pieces with a regular expression (a word with its leading space, up to three digits, a
+///   run of punctuation, a run of whitespace) and byte-pair encode each piece on its own, in
+///   time and memory that grow faster than the piece (about 30 bytes of working memory per byte:
+///   a 4 MiB "word" took seconds and more memory than a component's default cap). Such a
+///   piece — a run of letters with no space, digit or punctuation in it, like a DNA sequence
+///   or `aaaa…`, or a run of punctuation — is counted with [`UpperBound::bound`]; every other
+///   piece of the same text is still counted exactly. So a text is counted exactly whenever
+///   none of its pieces is longer than 4 KiB.
 #[cfg(feature = "tiktoken")]
 #[derive(Clone)]
 pub struct Tokenizer {
     encoding: Encoding,
     bpe: std::sync::Arc<tiktoken_rs::CoreBPE>,
+    /// The encoding's pre-tokenizing regex (the same pattern and engine as in `bpe`), to find
+    /// the pieces longer than [`MAX_EXACT_PIECE_BYTES`].
+    pieces: std::sync::Arc<fancy_regex::Regex>,
+    /// The tokens of each role's name (see [`role_index`]), counted once: every message
+    /// costs its role's, and a message alone is the common request when trimming.
+    roles: [u64; 4],
     overhead: ChatOverhead,
 }
+
+/// The index of a role in [`ROLES`].
+#[cfg_attr(not(feature = "tiktoken"), allow(dead_code))]
+fn role_index(role: Role) -> usize {
+    match role {
+        Role::System => 0,
+        Role::User => 1,
+        Role::Assistant => 2,
+        Role::Tool => 3,
+    }
+}
+
+/// Every role, in [`role_index`] order.
+#[cfg_attr(not(feature = "tiktoken"), allow(dead_code))]
+const ROLES: [Role; 4] = [Role::System, Role::User, Role::Assistant, Role::Tool];
+
+/// The pieces longer than this many bytes are counted with [`UpperBound::bound`] instead of
+/// byte-pair encoded (see [`Tokenizer`]).
+pub const MAX_EXACT_PIECE_BYTES: usize = 4 * 1024;
+
+/// cl100k_base's pre-tokenizing regex, as tiktoken-rs builds it (it exports o200k_base's).
+#[cfg(feature = "tiktoken")]
+const CL100K_BASE_PAT_STR: &str = "'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L}++|\\p{N}{1,3}+| ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*+|\\s++$|\\s*[\\r\\n]|\\s+(?!\\S)|\\s";
 
 #[cfg(feature = "tiktoken")]
 impl std::fmt::Debug for Tokenizer {
@@ -610,9 +683,20 @@ impl Tokenizer {
             encoding: encoding.tiktoken_name(),
             message: e.to_string(),
         })?;
+        let pattern = match encoding {
+            Encoding::O200kBase => tiktoken_rs::O200K_BASE_PAT_STR,
+            Encoding::Cl100kBase => CL100K_BASE_PAT_STR,
+        };
+        let pieces = fancy_regex::Regex::new(pattern).map_err(|e| TokenizerError::Tables {
+            encoding: encoding.tiktoken_name(),
+            message: e.to_string(),
+        })?;
+        let roles = ROLES.map(|r| bpe.encode_ordinary(role_name(r)).len() as u64);
         Ok(Tokenizer {
             encoding,
             bpe: std::sync::Arc::new(bpe),
+            pieces: std::sync::Arc::new(pieces),
+            roles,
             overhead,
         })
     }
@@ -635,8 +719,68 @@ impl Tokenizer {
         {
             return UpperBound::bound(text);
         }
-        self.bpe.encode_ordinary(text).len() as u64
+        if longest_possible_piece(text) <= MAX_EXACT_PIECE_BYTES {
+            return self.bpe.encode_ordinary(text).len() as u64;
+        }
+        self.count_with_long_pieces(text, MAX_EXACT_PIECE_BYTES, UpperBound::bound)
     }
+
+    /// Counts `text` piece by piece as the encoding splits it: runs of pieces of at most `cap`
+    /// bytes (and whitespace pieces) exactly, each run encoded as one text (it splits into the
+    /// same pieces: the regex looks at nothing before a match, and a run ends where a match
+    /// ended), longer pieces with `long` (the upper bound; the exact count in tests).
+    fn count_with_long_pieces(&self, text: &str, cap: usize, long: impl Fn(&str) -> u64) -> u64 {
+        let exact = |t: &str| self.bpe.encode_ordinary(t).len() as u64;
+        let mut total: u64 = 0;
+        // The run counted as one text: from `run_start` to `solid_end`, the end of its last
+        // piece that is not whitespace. Whitespace pieces after that are kept apart in
+        // `spaces`: where a whitespace run ends depends on the character after it (`\s+(?!\S)`
+        // leaves the last space to the next word), so before a long piece each is counted on
+        // its own, as the piece it was.
+        let (mut run_start, mut solid_end) = (0usize, 0usize);
+        let mut spaces: Vec<(usize, usize)> = Vec::new();
+        for piece in self.pieces.find_iter(text) {
+            let Ok(piece) = piece else {
+                // The regex engine gave up (its backtracking limit): no exact count.
+                return UpperBound::bound(text);
+            };
+            let piece_text = piece.as_str();
+            if piece_text.chars().all(char::is_whitespace) {
+                spaces.push((piece.start(), piece.end()));
+            } else if piece_text.len() > cap {
+                total = total.saturating_add(exact(&text[run_start..solid_end]));
+                for (start, end) in spaces.drain(..) {
+                    total = total.saturating_add(exact(&text[start..end]));
+                }
+                total = total.saturating_add(long(piece_text));
+                (run_start, solid_end) = (piece.end(), piece.end());
+            } else {
+                solid_end = piece.end();
+                spaces.clear();
+            }
+        }
+        total.saturating_add(exact(&text[run_start..]))
+    }
+}
+
+/// An upper bound, in bytes, on the longest piece that is not all whitespace that either
+/// encoding's regex can cut from `text`, in one pass without the regex. Such a piece is one
+/// leading character followed by characters that are not whitespace or are `\r` / `\n`
+/// (letters and marks with a contraction, up to three digits, punctuation with trailing
+/// newlines and slashes), so it is at most 4 bytes plus the longest run of those characters.
+/// (Whitespace pieces have their own rule: [`MAX_EXACT_WHITESPACE_RUN`].)
+#[cfg_attr(not(feature = "tiktoken"), allow(dead_code))]
+fn longest_possible_piece(text: &str) -> usize {
+    let (mut longest, mut word) = (0usize, 0usize);
+    for ch in text.chars() {
+        if !ch.is_whitespace() || ch == '\r' || ch == '\n' {
+            word += ch.len_utf8();
+            longest = longest.max(word);
+        } else {
+            word = 0;
+        }
+    }
+    if longest == 0 { 0 } else { longest + 4 }
 }
 
 #[cfg(feature = "tiktoken")]
@@ -651,9 +795,17 @@ impl TokenCounter for Tokenizer {
         messages: &[Message],
         tools: &[ToolSchema],
     ) -> Result<u64, TokenError> {
-        count_request(messages, tools, &self.overhead, &|t| {
-            self.count_unchecked(t)
-        })
+        count_request(
+            messages,
+            tools,
+            &self.overhead,
+            &|t| self.count_unchecked(t),
+            &|r| self.roles[role_index(r)],
+        )
+    }
+
+    fn is_additive(&self) -> bool {
+        self.overhead.is_additive()
     }
 }
 
@@ -1637,6 +1789,45 @@ mod tests {
         }
 
         #[test]
+        fn a_long_piece_gets_the_bound_and_the_rest_stays_exact() {
+            // 4 MiB of one "word": byte-pair encoding it would take seconds and ~120 MiB.
+            let word = "a".repeat(MAX_TOKENIZE_BYTES);
+            for e in BOTH {
+                assert_eq!(ours(e).count_text(&word).unwrap(), UpperBound::bound(&word));
+            }
+            // A long piece between ordinary text: the text around it is counted exactly.
+            let long = "acgt".repeat(MAX_EXACT_PIECE_BYTES / 4 + 1);
+            let before = "Halo kak, sequence berikut:";
+            let after = " 🙏 makasih ya, sudah 3x saya kirim!";
+            let text = format!("{before} {long}{after}");
+            for e in BOTH {
+                let got = ours(e).count_text(&text).unwrap();
+                let want =
+                    exact(e, before) + UpperBound::bound(&format!(" {long}")) + exact(e, after);
+                assert_eq!(got, want, "{e:?}");
+                assert!(got >= exact(e, &text), "never below the exact count");
+            }
+            // Just under the cap: exact.
+            let fits = "acgt".repeat((MAX_EXACT_PIECE_BYTES - 8) / 4);
+            let text = format!("{before} {fits}{after}");
+            for e in BOTH {
+                assert_eq!(ours(e).count_text(&text).unwrap(), exact(e, &text));
+            }
+        }
+
+        #[test]
+        fn long_punctuation_and_newline_chains_are_one_piece_and_bounded() {
+            // o200k's `[^\s\p{L}\p{N}]+[\r\n/]*` makes `!` followed by `\n/` repeated one
+            // piece: the scan must see it as one run.
+            let chain = format!("ok!{}", "\n/".repeat(MAX_EXACT_PIECE_BYTES));
+            assert!(longest_possible_piece(&chain) > MAX_EXACT_PIECE_BYTES);
+            for e in BOTH {
+                let got = ours(e).count_text(&chain).unwrap();
+                assert!(got >= exact(e, &chain), "{e:?}");
+            }
+        }
+
+        #[test]
         fn tokenizer_is_shareable_and_debug_is_small() {
             fn shareable<T: Send + Sync + Clone>() {}
             shareable::<Tokenizer>();
@@ -1729,6 +1920,28 @@ mod tests {
 
         proptest! {
             #![proptest_config(ProptestConfig::with_cases(400))]
+
+            #[test]
+            fn pieces_are_never_longer_than_the_scan_says_and_runs_split_the_same(
+                text in text_strategy(),
+                cap in 1usize..12,
+            ) {
+                for e in BOTH {
+                    let t = ours(e);
+                    let scan = longest_possible_piece(&text);
+                    for piece in t.pieces.find_iter(&text) {
+                        let piece = piece.unwrap().as_str();
+                        prop_assert!(
+                            piece.chars().all(char::is_whitespace) || piece.len() <= scan,
+                            "{:?}: piece {:?} longer than {}", e, piece, scan
+                        );
+                    }
+                    // Counting the runs between long pieces as texts of their own, and the long
+                    // pieces exactly too, gives the exact count: the runs split the same way.
+                    let pieced = t.count_with_long_pieces(&text, cap, |p| exact(e, p));
+                    prop_assert_eq!(pieced, exact(e, &text), "{:?} {:?}", e, text);
+                }
+            }
 
             #[test]
             fn upper_bound_is_never_below_either_encoding(text in text_strategy()) {

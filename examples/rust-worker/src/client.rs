@@ -236,8 +236,15 @@ impl Client {
         if status == 200 && stream {
             return read_sse(response, headers, fault).await;
         }
-        let body = match response.bytes().await {
-            Ok(b) => b.to_vec(),
+        // An answer is read whole (its usage is at the end); an error body only as far as it
+        // is kept for classification, so a runaway error page costs bounded memory.
+        let cap = if status == 200 {
+            usize::MAX
+        } else {
+            MAX_KEPT_BODY
+        };
+        let body = match read_body(response, cap).await {
+            Ok(b) => b,
             Err(e) => {
                 return CallResult::Transport {
                     status: Some(status),
@@ -265,6 +272,23 @@ impl Client {
             fault,
         }
     }
+}
+
+/// The first `cap` bytes of a response body; reading stops there (the rest is never read).
+async fn read_body(response: reqwest::Response, cap: usize) -> Result<Vec<u8>, reqwest::Error> {
+    let mut stream = response.bytes_stream();
+    let mut body = Vec::new();
+    while body.len() < cap {
+        match stream.next().await {
+            Some(chunk) => {
+                let chunk = chunk?;
+                let room = cap - body.len();
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            None => break,
+        }
+    }
+    Ok(body)
 }
 
 /// Reads an SSE stream to its end: the [`SseDecoder`] finds the frames, this does the IO.
@@ -333,5 +357,59 @@ impl Stopwatch {
     /// Milliseconds since the start.
     pub fn ms(&self) -> u64 {
         u64::try_from(self.0.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server that answers one request with `status` and an endless body (chunked), and
+    /// reports how many body bytes it managed to write before the client went away.
+    async fn endless(status: u16) -> (String, tokio::task::JoinHandle<usize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/api/v1", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let head = format!(
+                "HTTP/1.1 {status} Oops\r\ncontent-type: text/html\r\ntransfer-encoding: chunked\r\n\r\n"
+            );
+            if socket.write_all(head.as_bytes()).await.is_err() {
+                return 0;
+            }
+            let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "x".repeat(64 * 1024));
+            let mut written = 0;
+            // At most 256 MiB: a client that reads it all fails the test by its size.
+            while written < 256 * 1024 * 1024 {
+                if socket.write_all(chunk.as_bytes()).await.is_err() {
+                    break;
+                }
+                written += 64 * 1024;
+            }
+            written
+        });
+        (url, server)
+    }
+
+    #[tokio::test]
+    async fn an_endless_error_body_is_read_only_as_far_as_it_is_kept() {
+        let (url, server) = endless(502).await;
+        let client = Client::new(&url, "k", Duration::from_secs(30)).unwrap();
+        match client.chat("m", &[], 10, false).await {
+            CallResult::Failed { status, body, .. } => {
+                assert_eq!(status, 502);
+                assert_eq!(body.len(), MAX_KEPT_BODY);
+            }
+            other => panic!("expected a failed call, got {other:?}"),
+        }
+        drop(client);
+        let written = server.await.unwrap();
+        assert!(
+            written < 64 * 1024 * 1024,
+            "the client stopped reading: {written} bytes sent"
+        );
     }
 }

@@ -28,7 +28,7 @@ impl HostCounter {
             latest: message_to_wit(input.latest),
             tools: input.tools.iter().map(tool_to_wit).collect(),
         };
-        let result = self.resource.call(|store, plugin, this| {
+        let result = self.call(|store, plugin, this| {
             plugin
                 .llm_resilience_context()
                 .call_trim(store, budget, &input, this)

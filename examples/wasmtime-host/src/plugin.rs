@@ -19,21 +19,27 @@ pub(crate) mod bindings {
 
 use bindings::exports::llm::resilience::classify as wit;
 
-/// Default cap on the component's linear memory: 64 MiB.
+/// Default cap on the component's linear memory: 128 MiB.
 ///
-/// Room for a 16 MiB body (the host copies the whole body into the guest) several times over;
-/// small enough that a thousand concurrent calls cannot exhaust a server.
-pub const DEFAULT_MEMORY_BYTES: usize = 64 * 1024 * 1024;
+/// Fits every input the core calls valid, with the exact tokenizer built in the same instance
+/// (its tables take ≈ 31 MiB): the costliest measured, trimming 100 000 history messages
+/// (≈ 3.4 MiB of text) into a 1M-token window, grows the memory to ≈ 64 MiB. Bodies cost
+/// little: the host copies only the 256 KiB the classifier reads. Small enough that many
+/// concurrent instances cannot exhaust a server.
+pub const DEFAULT_MEMORY_BYTES: usize = 128 * 1024 * 1024;
 
-/// Default fuel per call: two billion units.
+/// Default fuel per call: twenty billion units.
 ///
 /// wasmtime charges one unit per instruction, plus one per byte that `memory.copy` /
-/// `memory.fill` move. The core reads at most 256 KiB of a body and does bounded work per byte;
-/// the costliest inputs measured (256 KiB of `[` or of `{"a":`, a 16 MiB body) need about 250
-/// million units (mostly byte copies, 10–30 ms), so honest calls have an 8× margin, while a
-/// component stuck in a loop of plain instructions is stopped after about two billion of them
-/// (an estimated second or two of CPU) instead of never.
-pub const DEFAULT_FUEL: u64 = 2_000_000_000;
+/// `memory.fill` move. It is sized for the costliest inputs the core calls valid, measured
+/// here (`tests/limits.rs` runs each under these defaults): counting the 4 MiB of text a count
+/// accepts (`MAX_TOKENIZE_BYTES`) takes ≈ 4.2·10⁹ with the exact tokenizer; trimming the
+/// largest valid inputs (4 MiB of text, up to 131 072 documents and history messages) counts
+/// every text about twice, ≈ 9·10⁹ for 100 000 history messages kept in a 1M-token window;
+/// building the exact tokenizer ≈ 1.25·10⁹; classifying any body ≈ 2.5·10⁸ at most. A
+/// component stuck in a loop of plain instructions is stopped after about twenty billion of
+/// them (a few seconds of CPU) instead of never.
+pub const DEFAULT_FUEL: u64 = 20_000_000_000;
 
 /// The resources one call may use. Checked by [`Plugin::set_limits`] and at construction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +87,8 @@ impl Limits {
 /// [`Trap`](HostError::Trap)) concern one call only: the plugin stays usable. In a
 /// [`Session`](crate::Session) they also lose the session's instance and every resource in it;
 /// later calls there are [`InstanceLost`](HostError::InstanceLost) (restore from snapshots into a
-/// new session). [`Config`](HostError::Config) and
+/// new session) — except on a [`HostCounter`](crate::HostCounter), which has an instance of its
+/// own and is rebuilt by its next call. [`Config`](HostError::Config) and
 /// [`ForeignResource`](HostError::ForeignResource) are refusals: nothing changed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -259,8 +266,8 @@ fn lock_pool(pool: &Pool) -> MutexGuard<'_, Vec<Warm>> {
 ///   that keeps its instance out of the pool until every resource in it is dropped (destructors
 ///   run), and then gives it back;
 /// - an instance that trapped is dropped, never reused (the next call instantiates anew), and
-///   one whose memory grew past 8 MiB (a huge body) is dropped after its call, so idle instances
-///   stay small; at most 8 wait idle.
+///   one whose memory grew past 12 MiB is dropped after its call, so idle instances stay small;
+///   at most 8 wait idle.
 ///
 /// `Plugin` is `Send + Sync`: calls from several threads run in parallel, each on its own
 /// instance.
@@ -421,34 +428,53 @@ impl Plugin {
             Some(warm) => warm,
             None => self.instantiate()?,
         };
-        warm.store.data_mut().refused = None;
-        warm.store
-            .set_fuel(self.limits.fuel)
-            .map_err(|e| HostError::Trap(format!("{e:#}")))?;
-        match f(&mut warm.store, &warm.plugin) {
-            Ok(value) => {
-                give_back(&self.idle, warm);
-                Ok(value)
-            }
-            Err(e) => Err(call_error(self.limits, &warm.store, e)),
-        }
+        let value = run(self.limits, &mut warm, f)?;
+        give_back(&self.idle, warm);
+        Ok(value)
     }
 
     fn idle_pool(&self) -> MutexGuard<'_, Vec<Warm>> {
         lock_pool(&self.idle)
     }
 
-    /// A warm instance from the pool, or a new one.
-    pub(crate) fn take_instance(&self) -> Result<(Warm, Pool), HostError> {
-        let idle = self.idle_pool().pop();
-        let warm = match idle {
-            Some(warm) => warm,
-            None => self.instantiate()?,
-        };
-        Ok((warm, Arc::clone(&self.idle)))
+    /// What it takes to make instances under this plugin's limits, for a resource that keeps
+    /// an instance of its own ([`HostCounter`](crate::HostCounter)).
+    pub(crate) fn maker(&self) -> Maker {
+        Maker {
+            engine: self.engine.clone(),
+            pre: self.pre.clone(),
+            limits: self.limits,
+            pool: Arc::clone(&self.idle),
+        }
     }
 
     fn instantiate(&self) -> Result<Warm, HostError> {
+        self.maker().instantiate()
+    }
+}
+
+/// Makes instances of the plugin's component under its limits (a plugin's parts, shared).
+#[derive(Clone)]
+pub(crate) struct Maker {
+    engine: Engine,
+    pre: bindings::PluginPre<HostState>,
+    pub(crate) limits: Limits,
+    /// The pool warm instances come from and go back to.
+    pub(crate) pool: Pool,
+}
+
+impl Maker {
+    /// A warm instance from the pool, or a new one.
+    pub(crate) fn take(&self) -> Result<Warm, HostError> {
+        let idle = lock_pool(&self.pool).pop();
+        match idle {
+            Some(warm) => Ok(warm),
+            None => self.instantiate(),
+        }
+    }
+
+    /// A new instance with its own store.
+    pub(crate) fn instantiate(&self) -> Result<Warm, HostError> {
         let state = HostState {
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.limits.memory_bytes)
@@ -467,6 +493,21 @@ impl Plugin {
             Err(e) => Err(call_error(self.limits, &store, e)),
         }
     }
+}
+
+/// Runs `f` on `warm` with a full fuel budget; a failure is mapped to its typed error (the
+/// caller then drops the instance: it cannot be trusted after a trap).
+pub(crate) fn run<R>(
+    limits: Limits,
+    warm: &mut Warm,
+    f: impl FnOnce(&mut Store<HostState>, &bindings::Plugin) -> wasmtime::Result<R>,
+) -> Result<R, HostError> {
+    warm.store.data_mut().refused = None;
+    let result = match warm.store.set_fuel(limits.fuel) {
+        Ok(()) => f(&mut warm.store, &warm.plugin),
+        Err(e) => Err(e),
+    };
+    result.map_err(|e| call_error(limits, &warm.store, e))
 }
 
 /// Maps a failure inside the store to a typed error. The limiter's record comes first: a
@@ -489,19 +530,23 @@ pub(crate) fn call_error(
     }
 }
 
+/// The WIT input for a core one, with only what the classifier reads
+/// ([`ClassifyInput::read_body`](llm_resilience::ClassifyInput::read_body) and its siblings:
+/// the first 256 KiB of the body, the headers it reads, the first 16 KiB of a transport
+/// message). The rest cannot change the result, so it is never copied into the component: a
+/// 1 GiB body costs a 256 KiB copy.
 fn input_to_wit(input: &llm_resilience::ClassifyInput<'_>) -> wit::ClassifyInput {
     wit::ClassifyInput {
         status: input.status,
         headers: input
-            .headers
-            .iter()
-            .map(|&(name, value)| wit::Header {
+            .read_headers()
+            .map(|(name, value)| wit::Header {
                 name: name.to_string(),
                 value: value.to_string(),
             })
             .collect(),
-        body: input.body.to_vec(),
-        transport: input.transport.map(str::to_string),
+        body: input.read_body().to_vec(),
+        transport: input.read_transport().map(str::to_string),
         wall_clock_ms: input.wall_clock_ms,
     }
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use wasmtime::Store;
 use wasmtime::component::ResourceAny;
 
-use crate::plugin::{HostState, Limits, Pool, Warm, bindings, call_error, give_back};
+use crate::plugin::{HostState, Limits, Maker, Warm, bindings, give_back, run};
 use crate::{HostError, Plugin};
 
 /// One component instance, pinned, with the resources created in it.
@@ -26,9 +26,14 @@ use crate::{HostError, Plugin};
 ///   session);
 /// - every call runs under the plugin's [`Limits`] (fuel refilled per call, the memory cap for
 ///   the session's whole life — a limiter holding many keys needs room);
-/// - a call that traps (fuel, memory cap, anything else) returns that typed error, and the
-///   instance is dropped with the state of **every** resource in the session: the component
-///   cannot be trusted after a trap. Later calls on those handles return
+/// - token counters ([`Session::exact_counter`], [`Session::upper_bound_counter`]) are the
+///   exception: each lives in an instance of its own (counting and trimming are the calls whose
+///   cost grows with their input), so a count or trim that meets a limit costs only the
+///   counter's instance, which the next call rebuilds (see [`HostCounter`](crate::HostCounter));
+/// - a call on any other resource that traps (fuel, memory cap, anything else) returns that
+///   typed error, and the instance is dropped with the state of **every** resource in the
+///   session: the component cannot be trusted after a trap. (Those calls do bounded work: their
+///   inputs are configs, keys and snapshots the core caps.) Later calls on those handles return
 ///   [`HostError::InstanceLost`]. Take snapshots ([`HostBreaker::snapshot`](crate::HostBreaker::snapshot),
 ///   …) as often as losing state would hurt, and restore them into a new session
 ///   ([`Session::restore_breaker`], …);
@@ -57,10 +62,10 @@ pub struct Session {
 }
 
 struct Inner {
-    limits: Limits,
+    /// The plugin's limits and pool (where the instance goes back when the session ends
+    /// cleanly), and what makes the instances of the session's counters.
+    maker: Maker,
     pinned: Mutex<Pinned>,
-    /// Where the instance goes back when the session ends cleanly.
-    pool: Pool,
 }
 
 enum Pinned {
@@ -72,7 +77,7 @@ enum Pinned {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("limits", &self.inner.limits)
+            .field("limits", &self.inner.maker.limits)
             .field("lost", &self.lost_reason())
             .finish_non_exhaustive()
     }
@@ -87,7 +92,7 @@ impl Drop for Inner {
             Pinned::Lost(String::new()),
         );
         if let Pinned::Live(warm) = pinned {
-            give_back(&self.pool, *warm);
+            give_back(&self.maker.pool, *warm);
         }
     }
 }
@@ -96,12 +101,12 @@ impl Plugin {
     /// A new session: an instance of its own (from the pool of warm ones when one waits) in
     /// which to create resources. See [`Session`].
     pub fn session(&self) -> Result<Session, HostError> {
-        let (warm, pool) = self.take_instance()?;
+        let maker = self.maker();
+        let warm = maker.take()?;
         Ok(Session {
             inner: Arc::new(Inner {
-                limits: self.limits(),
+                maker,
                 pinned: Mutex::new(Pinned::Live(Box::new(warm))),
-                pool,
             }),
         })
     }
@@ -110,7 +115,12 @@ impl Plugin {
 impl Session {
     /// The limits each call in this session runs under (the plugin's when it was made).
     pub fn limits(&self) -> Limits {
-        self.inner.limits
+        self.inner.maker.limits
+    }
+
+    /// What makes instances for this session's counters (each has its own).
+    pub(crate) fn maker(&self) -> &Maker {
+        &self.inner.maker
     }
 
     /// Why the session's instance was lost, if it was (see [`HostError::InstanceLost`]).
@@ -152,15 +162,9 @@ impl Session {
                 });
             }
         };
-        warm.store.data_mut().refused = None;
-        let result = match warm.store.set_fuel(self.inner.limits.fuel) {
-            Ok(()) => f(&mut warm.store, &warm.plugin),
-            Err(e) => Err(e),
-        };
-        match result {
+        match run(self.inner.maker.limits, warm, f) {
             Ok(value) => Ok(value),
-            Err(e) => {
-                let error = call_error(self.inner.limits, &warm.store, e);
+            Err(error) => {
                 // Dropping the instance frees its store and everything in it.
                 *pinned = Pinned::Lost(error.to_string());
                 Err(error)

@@ -4,6 +4,12 @@ use llm_resilience::chat::{Message, Role, ToolCall, ToolSchema};
 use llm_resilience::tokens::{Encoding, TokenError};
 
 use crate::plugin::bindings::exports::llm::resilience::tokens as wit;
+use std::sync::{Mutex, MutexGuard};
+
+use wasmtime::Store;
+use wasmtime::component::ResourceAny;
+
+use crate::plugin::{HostState, Warm, bindings, give_back, run};
 use crate::session::Resource;
 use crate::{HostError, Plugin, Session};
 
@@ -13,26 +19,60 @@ use crate::{HostError, Plugin, Session};
 ///
 /// Counts are the native ones, wrapped in `Result<_, HostError>`. Building an exact counter
 /// decodes the BPE tables inside the component, which is slow and takes about 20 MiB of
-/// linear memory (see `BENCHMARKS.md`): make one per session and keep it, and give its plugin
-/// [`Limits`](crate::Limits) with room for it ([`EXACT_COUNTER_LIMITS`]; the defaults fit with
-/// a thin fuel margin). The counter is also
+/// linear memory (see `BENCHMARKS.md`): make one per session and keep it. The counter is also
 /// what [`HostCounter::trim`] counts with.
+///
+/// # An instance of its own, rebuilt after a trap
+///
+/// Counting and trimming are the calls whose cost grows with their input (a whole
+/// conversation), so they are the ones that can meet a [`Limits`](crate::Limits) bound. A
+/// counter therefore does not live in its session's instance but in one of its own: a call
+/// that runs out of fuel or memory (or traps otherwise) returns that typed error and loses only
+/// this counter's instance — the breakers, limiters, retry state and credit monitors of the
+/// session keep their state and keep working.
+///
+/// A counter has no state beyond its kind (an encoding, or the upper bound), so after such a
+/// failure it is **rebuilt transparently**: the next call instantiates the component anew and
+/// creates the same counter there (for an exact counter this costs the table build again,
+/// ≈ 0.2 s), then runs. Nothing is lost and the handle stays valid; if the rebuild itself
+/// fails, that call returns the typed error and the one after tries again.
 #[derive(Debug)]
 pub struct HostCounter {
-    pub(crate) resource: Resource,
+    cell: Mutex<Cell>,
+    kind: Kind,
+    session: Session,
 }
 
-/// Limits under which [`Session::exact_counter`] fits with a wide margin: 128 MiB of linear
-/// memory and 8·10⁹ fuel per call.
+/// Which counter a [`HostCounter`] is, to build it again.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Exact(Encoding),
+    UpperBound,
+}
+
+/// The counter's own instance and its handle there; `None` before the first call and after a
+/// failure (the next call builds it).
+#[derive(Default)]
+struct Cell(Option<(Box<Warm>, ResourceAny)>);
+
+impl std::fmt::Debug for Cell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cell")
+            .field("built", &self.0.is_some())
+            .finish()
+    }
+}
+
+/// Limits under which [`Session::exact_counter`] and every valid count and trim fit: the
+/// defaults ([`DEFAULT_MEMORY_BYTES`](crate::DEFAULT_MEMORY_BYTES),
+/// [`DEFAULT_FUEL`](crate::DEFAULT_FUEL)).
 ///
-/// Measured here: building the o200k_base tables inside the component needs between 1·10⁹ and
-/// 2·10⁹ fuel (it fails at 1·10⁹ and fits the default 2·10⁹, a thin margin) and grows the
-/// linear memory to about 20 MiB (it fails under 16 MiB); o200k_base and cl100k_base together
-/// in one session fit in 48 MiB. Counting and trimming need far less: the default
-/// [`Limits`](crate::Limits) are enough for them with either counter.
+/// Measured here: building the o200k_base tables inside the component needs ≈ 1.25·10⁹ fuel
+/// and grows the linear memory to ≈ 31 MiB; counting 4 MiB of text ≈ 4.2·10⁹ more; trimming
+/// the largest valid inputs up to ≈ 9·10⁹ and ≈ 64 MiB (see `DEFAULT_FUEL`).
 pub const EXACT_COUNTER_LIMITS: crate::Limits = crate::Limits {
-    memory_bytes: 128 * 1024 * 1024,
-    fuel: 8_000_000_000,
+    memory_bytes: crate::DEFAULT_MEMORY_BYTES,
+    fuel: crate::DEFAULT_FUEL,
 };
 
 /// Per-model ratios of a provider's token count to ours, living in the component
@@ -55,35 +95,17 @@ impl Plugin {
 }
 
 impl Session {
-    /// An exact counter for `encoding`, built inside the component (slow: see
-    /// [`HostCounter`]). A failure to decode the built-in tables is [`HostError::Trap`].
+    /// An exact counter for `encoding`, built inside the component in an instance of its own
+    /// (slow: see [`HostCounter`]). A failure to decode the built-in tables is
+    /// [`HostError::Trap`].
     pub fn exact_counter(&self, encoding: Encoding) -> Result<HostCounter, HostError> {
-        let encoding = encoding_to_wit(encoding);
-        let result = self.call(|store, plugin| {
-            plugin
-                .llm_resilience_tokens()
-                .counter()
-                .call_exact(store, encoding)
-        })?;
-        match result {
-            Ok(handle) => Ok(HostCounter {
-                resource: self.adopt(handle),
-            }),
-            Err(message) => Err(HostError::Trap(message)),
-        }
+        HostCounter::build(self, Kind::Exact(encoding))
     }
 
-    /// The upper-bound counter (cheap: no tables).
+    /// The upper-bound counter (cheap: no tables), in an instance of its own (see
+    /// [`HostCounter`]).
     pub fn upper_bound_counter(&self) -> Result<HostCounter, HostError> {
-        let handle = self.call(|store, plugin| {
-            plugin
-                .llm_resilience_tokens()
-                .counter()
-                .call_upper_bound(store)
-        })?;
-        Ok(HostCounter {
-            resource: self.adopt(handle),
-        })
+        HostCounter::build(self, Kind::UpperBound)
     }
 
     /// An empty calibration from a JSON config (`CalibrationConfig`; `"{}"` for the defaults).
@@ -112,33 +134,108 @@ impl Session {
 }
 
 impl HostCounter {
-    /// The session the counter lives in.
+    /// A counter of `kind` for `session`, built now (so a failure to build shows here).
+    fn build(session: &Session, kind: Kind) -> Result<HostCounter, HostError> {
+        let counter = HostCounter {
+            cell: Mutex::new(Cell::default()),
+            kind,
+            session: session.clone(),
+        };
+        counter.call(|_, _, _| Ok(()))?;
+        Ok(counter)
+    }
+
+    /// The session the counter was made in (its calls run in an instance of their own).
     pub fn session(&self) -> &Session {
-        &self.resource.session
+        &self.session
+    }
+
+    /// Whether the counter's instance is built: false only after a call failed and before the
+    /// next call rebuilt it (see [`HostCounter`]).
+    pub fn is_built(&self) -> bool {
+        self.lock().0.is_some()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Cell> {
+        // A panic while the lock is held can only come from the host's own code between two
+        // calls; the cell is still consistent then.
+        self.cell.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Calls `f` with the counter's handle in its own instance, building both first if needed;
+    /// a failure drops the instance (the next call rebuilds it).
+    pub(crate) fn call<R>(
+        &self,
+        f: impl FnOnce(&mut Store<HostState>, &bindings::Plugin, ResourceAny) -> wasmtime::Result<R>,
+    ) -> Result<R, HostError> {
+        let maker = self.session.maker();
+        let mut cell = self.lock();
+        if cell.0.is_none() {
+            let mut warm = Box::new(maker.take()?);
+            let handle = self.create(&mut warm)?;
+            cell.0 = Some((warm, handle));
+        }
+        let Some((warm, handle)) = cell.0.as_mut() else {
+            return Err(HostError::Trap(
+                "the counter's instance was not built".into(),
+            ));
+        };
+        let handle = *handle;
+        match run(maker.limits, warm, |store, plugin| f(store, plugin, handle)) {
+            Ok(value) => Ok(value),
+            Err(error) => {
+                // The instance cannot be trusted after a trap: drop it with its store.
+                cell.0 = None;
+                Err(error)
+            }
+        }
+    }
+
+    /// Creates the counter in `warm`.
+    fn create(&self, warm: &mut Warm) -> Result<ResourceAny, HostError> {
+        let limits = self.session.maker().limits;
+        match self.kind {
+            Kind::Exact(encoding) => {
+                let encoding = encoding_to_wit(encoding);
+                match run(limits, warm, |store, plugin| {
+                    plugin
+                        .llm_resilience_tokens()
+                        .counter()
+                        .call_exact(store, encoding)
+                })? {
+                    Ok(handle) => Ok(handle),
+                    Err(message) => Err(HostError::Trap(message)),
+                }
+            }
+            Kind::UpperBound => run(limits, warm, |store, plugin| {
+                plugin
+                    .llm_resilience_tokens()
+                    .counter()
+                    .call_upper_bound(store)
+            }),
+        }
     }
 
     /// The encoding of an exact counter; `None` for the upper bound.
     pub fn encoding(&self) -> Result<Option<Encoding>, HostError> {
-        self.resource
-            .call(|store, plugin, this| {
-                plugin
-                    .llm_resilience_tokens()
-                    .counter()
-                    .call_encoding(store, this)
-            })
-            .map(|e| e.map(encoding_from_wit))
+        self.call(|store, plugin, this| {
+            plugin
+                .llm_resilience_tokens()
+                .counter()
+                .call_encoding(store, this)
+        })
+        .map(|e| e.map(encoding_from_wit))
     }
 
     /// Tokens in `text` ([`TokenCounter::count_text`](llm_resilience::tokens::TokenCounter::count_text)).
     pub fn count_text(&self, text: &str) -> Result<Result<u64, TokenError>, HostError> {
-        self.resource
-            .call(|store, plugin, this| {
-                plugin
-                    .llm_resilience_tokens()
-                    .counter()
-                    .call_count_text(store, this, text)
-            })
-            .map(|r| r.map_err(token_error_from_wit))
+        self.call(|store, plugin, this| {
+            plugin
+                .llm_resilience_tokens()
+                .counter()
+                .call_count_text(store, this, text)
+        })
+        .map(|r| r.map_err(token_error_from_wit))
     }
 
     /// Tokens of a whole request
@@ -150,14 +247,13 @@ impl HostCounter {
     ) -> Result<Result<u64, TokenError>, HostError> {
         let messages: Vec<wit::Message> = messages.iter().map(message_to_wit).collect();
         let tools: Vec<wit::ToolSchema> = tools.iter().map(tool_to_wit).collect();
-        self.resource
-            .call(|store, plugin, this| {
-                plugin
-                    .llm_resilience_tokens()
-                    .counter()
-                    .call_count_messages(store, this, &messages, &tools)
-            })
-            .map(|r| r.map_err(token_error_from_wit))
+        self.call(|store, plugin, this| {
+            plugin
+                .llm_resilience_tokens()
+                .counter()
+                .call_count_messages(store, this, &messages, &tools)
+        })
+        .map(|r| r.map_err(token_error_from_wit))
     }
 }
 
@@ -236,6 +332,23 @@ impl HostCalibration {
                 .calibration()
                 .call_snapshot(store, this)
         })
+    }
+}
+
+impl Drop for HostCounter {
+    fn drop(&mut self) {
+        let cell = std::mem::take(self.cell.get_mut().unwrap_or_else(|p| p.into_inner()));
+        if let Some((mut warm, handle)) = cell.0 {
+            // Free the counter, then give the instance back (it is kept only if it stayed
+            // small: an exact counter's tables make it too large to keep idle).
+            if run(self.session.maker().limits, &mut warm, |store, _| {
+                handle.resource_drop(store)
+            })
+            .is_ok()
+            {
+                give_back(&self.session.maker().pool, *warm);
+            }
+        }
     }
 }
 

@@ -285,3 +285,34 @@ fn a_bad_header_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn a_huge_stdin_is_read_to_the_end_but_only_its_start_is_classified() {
+    // 32 MiB through an 8 MiB memory cap: only the 256 KiB the classifier reads go into the
+    // component, and the rest is still read (writing all of it into the pipe succeeds).
+    let mut body = br#"{"error":{"message":"upstream overloaded","code":529}} "#.to_vec();
+    body.resize(32 * 1024 * 1024, b'x');
+    let output = llmr(&["classify", "--status", "529", "--memory-mib", "8"], &body);
+    assert!(output.status.success(), "{output:?}");
+    let input = ClassifyInput {
+        status: Some(529),
+        body: &body,
+        ..ClassifyInput::default()
+    };
+    assert_eq!(stdout_of(&output).trim_end(), native_line(&input));
+    // A transport message longer than the 16 KiB that are read.
+    let message = format!(
+        "dial tcp 10.0.0.1:443: connection refused {}",
+        "é".repeat(1 << 20)
+    );
+    let output = llmr(
+        &["classify", "--transport", "--memory-mib", "8"],
+        message.as_bytes(),
+    );
+    assert!(output.status.success(), "{output:?}");
+    let input = ClassifyInput {
+        transport: Some(&message),
+        ..ClassifyInput::default()
+    };
+    assert_eq!(stdout_of(&output).trim_end(), native_line(&input));
+}

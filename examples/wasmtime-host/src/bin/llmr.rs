@@ -147,11 +147,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 fn classify_one(classifier: &Classifier, args: &ClassifyArgs) -> Result<()> {
-    let mut stdin = Vec::new();
-    io::stdin()
-        .lock()
-        .read_to_end(&mut stdin)
-        .context("reading stdin")?;
+    // Only what the classifier reads is kept (the first 256 KiB of a body; a transport
+    // message's first 16 KiB, with room for the newline trimmed below); the rest is read and
+    // discarded, so a writer into the pipe does not fail, and memory stays bounded.
+    let keep = if args.transport {
+        2 * llm_resilience::MAX_TRANSPORT_BYTES
+    } else {
+        llm_resilience::MAX_BODY_BYTES
+    };
+    let stdin = read_capped(&mut io::stdin().lock(), keep).context("reading stdin")?;
     let headers: Vec<(&str, &str)> = args
         .headers
         .iter()
@@ -185,6 +189,17 @@ fn classify_one(classifier: &Classifier, args: &ClassifyArgs) -> Result<()> {
     writeln!(out)?;
     out.flush()?;
     Ok(())
+}
+
+/// The first `keep` bytes of `reader`; the rest is read to the end and dropped.
+fn read_capped(reader: &mut impl Read, keep: usize) -> io::Result<Vec<u8>> {
+    let mut kept = Vec::new();
+    reader
+        .by_ref()
+        .take(u64::try_from(keep).unwrap_or(u64::MAX))
+        .read_to_end(&mut kept)?;
+    io::copy(reader, &mut io::sink())?;
+    Ok(kept)
 }
 
 /// Classifies one JSON record per stdin line. Blank lines are skipped (but counted, so `line`
@@ -246,6 +261,16 @@ mod tests {
         );
         assert!(parse_header("no colon").is_err());
         assert!(parse_header(": value").is_err());
+    }
+
+    #[test]
+    fn stdin_is_kept_up_to_the_cap_and_read_to_the_end() {
+        let data = vec![b'x'; 1000];
+        let mut reader = &data[..];
+        assert_eq!(read_capped(&mut reader, 300).unwrap().len(), 300);
+        assert!(reader.is_empty(), "the rest was drained");
+        let mut short = &data[..10];
+        assert_eq!(read_capped(&mut short, 300).unwrap(), vec![b'x'; 10]);
     }
 
     #[test]
