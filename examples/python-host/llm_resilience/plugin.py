@@ -46,12 +46,14 @@ COMPONENT_ENV = "LLMR_COMPONENT"
 #: The interface this host calls (``interface classify`` of ``llm:resilience@0.1.0``).
 CLASSIFY_INTERFACE = "llm:resilience/classify@0.1.0"
 
-#: Default cap on the component's linear memory, in bytes.
-DEFAULT_MEMORY_LIMIT = 64 * 1024 * 1024
+#: Default cap on the component's linear memory, in bytes: the wasmtime host's default, room
+#: for the largest input the core accepts (trimming 100k history messages peaks at ~64 MiB).
+DEFAULT_MEMORY_LIMIT = 128 * 1024 * 1024
 
-#: Default fuel (WebAssembly instructions, roughly) per call: far above what classifying a
-#: capped body costs, low enough that a runaway call stops within about a second.
-DEFAULT_FUEL = 1_000_000_000
+#: Default fuel (WebAssembly instructions, roughly) per call: the wasmtime host's default. The
+#: largest valid inputs need up to ~10^10 (trimming 100k history messages into a 1M-token
+#: window, measured in examples/wasmtime-host/BENCHMARKS.md); a runaway call still stops.
+DEFAULT_FUEL = 20_000_000_000
 
 #: The component reads only this many bytes of a body (``classify-input.body`` in the WIT), so
 #: the host sends at most this many: the result is the same, and a huge body costs no copying.

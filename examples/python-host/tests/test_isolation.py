@@ -272,3 +272,20 @@ def test_each_kind_of_handle_has_its_own_instance() -> None:
     with llmr.CreditMonitor(plugin=p):
         assert p.instances_created == 7
     s.intact()
+
+
+# ---- finding 3: the default limits fit the inputs the core accepts -----------------------------
+
+
+def test_a_one_mib_latest_message_trims_within_the_default_limits() -> None:
+    """The issue's case: a 1 MiB latest message ran the component out of fuel in `trim`. With the
+    default limits (the wasmtime host's) it is counted exactly and fits a 1M-token window."""
+    plugin = llmr.Plugin()
+    state = with_state(plugin)
+    counter = llmr.TokenCounter.exact(plugin=plugin)
+    latest = ("Halo kak, pesanan saya #INV-2026-0042 belum sampai 😭 sudah 5 hari. " * 16_000)[: 1 << 20]
+    trimmed = llmr.trim({"context_window": 1_000_000}, {**INPUT, "latest": latest}, counter)
+    assert trimmed.messages[-1].content == latest
+    assert trimmed.report.tokens_after <= trimmed.report.limit_tokens
+    assert trimmed.report.tokens_after > len(latest) // 8
+    state.intact()
