@@ -35,11 +35,34 @@
 //!
 //! Two steps, time as an argument: [`Breaker::acquire`] at `now_ms` gives a [`Permit`] or a
 //! [`Rejected`] with how long to wait; [`Breaker::record`] with that permit, the [`Outcome`]
-//! and `now_ms` gives the state [`Transition`], if any. A clock that goes backwards is treated
-//! as standing still. [`BreakerSet`] keeps one breaker per key (model or provider) in bounded
-//! memory. Both serialize (serde) so a restart loses nothing.
+//! and `now_ms` gives the state [`Transition`], if any. [`BreakerSet`] keeps one breaker per key
+//! (model or provider) in bounded memory. Both serialize (serde) so a restart loses nothing.
+//!
+//! # Clocks
+//!
+//! A breaker keeps its own time with a [`Clock`] (see [`crate::clock`] for the rule): a small
+//! step back (≤ 1 s) stands still, a bigger one starts a new epoch in which time runs on from
+//! where it stood, and a forward step counts at most 2³² ms. So a breaker that once saw a
+//! far-future `now_ms` (a nanosecond timestamp, or a snapshot restored after a reboot) is not
+//! frozen at that time: once its clock runs again it opens and closes as usual. A permit's
+//! `admitted_ms` is in the breaker's time (equal to your `now_ms` until the clock jumps), so a
+//! permit stays valid across a new epoch. A snapshot restored into a process whose clock
+//! restarted stays open for the rest of its open period, measured from the first call after
+//! the restore.
+//!
+//! # Snapshots
+//!
+//! A snapshot (the serde form of [`Breaker`] or [`BreakerSet`]) carries a format `version`
+//! ([`SNAPSHOT_VERSION`]) and the breaker's clock. [`Breaker::restore`] rejects a newer
+//! version and migrates one without a version (written before versions existed; its
+//! `last_now_ms` becomes the clock). It also rejects a `generation` above [`MAX_GENERATION`]:
+//! the generation wraps (`wrapping_add`) rather than saturating, because a saturated
+//! generation would stop changing and let results of calls from earlier generations count;
+//! bounding restored values keeps a wrap — which would make a permit from 2⁶⁴ state changes
+//! ago look current — more than 10¹⁹ state changes away.
 
 use crate::classify::ErrorKind;
+use crate::clock::{Clock, SNAPSHOT_VERSION, check_version};
 use crate::config::{ConfigError, Problems};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -279,7 +302,8 @@ pub struct Permit {
     pub generation: u64,
     /// A number unique within the breaker, for probe accounting.
     pub id: u64,
-    /// When the call was admitted (for slow-call timing).
+    /// When the call was admitted (for slow-call timing), in the breaker's time: your `now_ms`
+    /// while the clock never jumped (see [`crate::clock`]). Give the permit back unchanged.
     pub admitted_ms: u64,
     /// Whether this call is a half-open probe.
     pub probe: bool,
@@ -423,9 +447,16 @@ enum Phase {
     Disabled,
 }
 
+/// The largest `generation` a restored snapshot may hold: 2⁵³ (one state change a millisecond
+/// for 285 000 years). See the module docs (# Snapshots).
+pub const MAX_GENERATION: u64 = 1 << 53;
+
 /// A circuit breaker for one provider or model. See the module docs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Breaker {
+    /// Snapshot format; 0 when read from a snapshot written before versions existed.
+    #[serde(default)]
+    version: u32,
     config: BreakerConfig,
     phase: Phase,
     window: WindowData,
@@ -433,7 +464,9 @@ pub struct Breaker {
     reopens: u32,
     generation: u64,
     next_id: u64,
-    last_now_ms: u64,
+    /// The breaker's time (`last_now_ms`, a plain number, in snapshots before version 1).
+    #[serde(alias = "last_now_ms")]
+    clock: Clock,
     times_opened: u64,
     rejected: u64,
 }
@@ -449,6 +482,7 @@ impl Breaker {
     fn fresh(config: BreakerConfig) -> Breaker {
         let window = empty_window(&config);
         Breaker {
+            version: SNAPSHOT_VERSION,
             config,
             phase: Phase::Closed,
             window,
@@ -456,7 +490,7 @@ impl Breaker {
             reopens: 0,
             generation: 0,
             next_id: 0,
-            last_now_ms: 0,
+            clock: Clock::new(),
             times_opened: 0,
             rejected: 0,
         }
@@ -464,9 +498,34 @@ impl Breaker {
 
     /// Restores a breaker exported with serde (e.g. `serde_json::to_string(&breaker)`),
     /// checking its config and bounds so a corrupted snapshot gives an error, not a panic later.
-    pub fn restore(snapshot: Breaker) -> Result<Breaker, ConfigError> {
-        snapshot.config.validate()?;
+    ///
+    /// A snapshot of a newer format `version` is rejected; one without a version is migrated
+    /// (see the module docs). The restored breaker keeps the snapshot's clock: if this process's
+    /// clock restarted, the first call after the restore starts a new epoch.
+    pub fn restore(mut snapshot: Breaker) -> Result<Breaker, ConfigError> {
         let mut p = Problems::default();
+        check_version(&mut p, "version", snapshot.version);
+        if let Err(e) = snapshot.config.validate() {
+            p.extend("", e);
+        }
+        p.check(snapshot.generation <= MAX_GENERATION, || {
+            format!(
+                "generation must be <= {MAX_GENERATION} (got {})",
+                snapshot.generation
+            )
+        });
+        let now = snapshot.clock.now();
+        match &snapshot.phase {
+            Phase::Open { until_ms } => p.check(
+                *until_ms <= now.saturating_add(snapshot.config.open_duration.max_ms),
+                || "phase.until_ms is further ahead of the clock than open_duration.max_ms".into(),
+            ),
+            Phase::HalfOpen { probes, .. } => p
+                .check(probes.iter().all(|&(_, admitted)| admitted <= now), || {
+                    "phase.probes holds a probe admitted after the clock's time".into()
+                }),
+            _ => {}
+        }
         let window_ok = match (&snapshot.window, &snapshot.config.failure_rate) {
             (WindowData::Count { calls, .. }, Some(rule)) => match rule.window {
                 Window::Count { calls: size } => calls.len() <= size as usize,
@@ -487,6 +546,7 @@ impl Breaker {
                 || "snapshot has more probes in flight than half_open_probes".into(),
             );
         }
+        snapshot.version = SNAPSHOT_VERSION;
         p.finish(snapshot)
     }
 
@@ -496,8 +556,13 @@ impl Breaker {
     }
 
     /// The state at `now_ms` (an open breaker whose period has ended reads as half-open).
+    /// Read-only: the clock is peeked, not moved (see [`crate::clock`]).
     pub fn state(&self, now_ms: u64) -> State {
-        let now_ms = now_ms.max(self.last_now_ms);
+        self.state_at(self.clock.peek(now_ms))
+    }
+
+    /// The state at handle time `now_ms`.
+    fn state_at(&self, now_ms: u64) -> State {
         match self.phase {
             Phase::Open { until_ms } if now_ms >= until_ms => State::HalfOpen,
             ref phase => phase_state(phase),
@@ -506,7 +571,7 @@ impl Breaker {
 
     /// Asks to make a call at `now_ms`.
     pub fn acquire(&mut self, now_ms: u64) -> Result<Permit, Rejected> {
-        let now_ms = self.clamp(now_ms);
+        let now_ms = self.clock.observe(now_ms);
         if let Phase::Open { until_ms } = self.phase
             && now_ms >= until_ms
         {
@@ -551,7 +616,7 @@ impl Breaker {
 
     /// Records how the call admitted by `permit` ended, at `now_ms`.
     pub fn record(&mut self, permit: Permit, outcome: Outcome, now_ms: u64) -> Recorded {
-        let now_ms = self.clamp(now_ms);
+        let now_ms = self.clock.observe(now_ms);
         if permit.generation != self.generation {
             return Recorded::Stale;
         }
@@ -613,21 +678,21 @@ impl Breaker {
 
     /// Rejects every call until [`Breaker::reset`].
     pub fn force_open(&mut self, now_ms: u64) -> Option<Transition> {
-        let now_ms = self.clamp(now_ms);
+        let now_ms = self.clock.observe(now_ms);
         self.change(Phase::ForcedOpen, now_ms)
     }
 
     /// Admits every call and counts nothing until [`Breaker::reset`].
     pub fn disable(&mut self, now_ms: u64) -> Option<Transition> {
-        let now_ms = self.clamp(now_ms);
+        let now_ms = self.clock.observe(now_ms);
         self.change(Phase::Disabled, now_ms)
     }
 
     /// Back to closed with empty counts (also ends forced-open and disabled).
     pub fn reset(&mut self, now_ms: u64) -> Option<Transition> {
-        let now_ms = self.clamp(now_ms);
+        let now_ms = self.clock.observe(now_ms);
         self.reopens = 0;
-        let from = self.state(now_ms);
+        let from = self.state_at(now_ms);
         self.enter(Phase::Closed, now_ms);
         (from != State::Closed).then_some(Transition {
             from,
@@ -635,16 +700,20 @@ impl Breaker {
         })
     }
 
-    /// The counts at `now_ms`.
+    /// The counts at `now_ms`. Read-only: the clock is peeked, not moved.
     pub fn counts(&self, now_ms: u64) -> Counts {
-        let now_ms = now_ms.max(self.last_now_ms);
+        self.counts_at(self.clock.peek(now_ms))
+    }
+
+    /// The counts at handle time `now_ms`.
+    fn counts_at(&self, now_ms: u64) -> Counts {
         let (window_calls, window_failures, window_slow) = self.window_totals(now_ms);
         let (probes_in_flight, probe_successes) = match &self.phase {
             Phase::HalfOpen { probes, successes } => (probes.len() as u32, *successes),
             _ => (0, 0),
         };
         Counts {
-            state: self.state(now_ms),
+            state: self.state_at(now_ms),
             window_calls,
             window_failures,
             window_slow,
@@ -657,11 +726,6 @@ impl Breaker {
         }
     }
 
-    fn clamp(&mut self, now_ms: u64) -> u64 {
-        self.last_now_ms = self.last_now_ms.max(now_ms);
-        self.last_now_ms
-    }
-
     fn reject(&mut self, state: State, retry_in_ms: Option<u64>) -> Rejected {
         self.rejected = self.rejected.saturating_add(1);
         Rejected { state, retry_in_ms }
@@ -669,7 +733,7 @@ impl Breaker {
 
     /// Moves to `phase` unless already there; reports the transition.
     fn change(&mut self, phase: Phase, now_ms: u64) -> Option<Transition> {
-        let from = self.state(now_ms);
+        let from = self.state_at(now_ms);
         if from == phase_state(&phase) {
             return None;
         }
@@ -681,7 +745,7 @@ impl Breaker {
         let from = match (&self.phase, &phase) {
             (Phase::Open { .. }, Phase::HalfOpen { .. }) => State::Open,
             // An expired open timer already reads as half-open to callers.
-            _ => self.state(now_ms),
+            _ => self.state_at(now_ms),
         };
         if matches!(phase, Phase::Closed) {
             self.reopens = 0;
@@ -852,6 +916,9 @@ fn empty_window(config: &BreakerConfig) -> WindowData {
 /// is open — losing protection for a key is worse than losing a fresh one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BreakerSet {
+    /// Snapshot format; 0 when read from a snapshot written before versions existed.
+    #[serde(default)]
+    version: u32,
     config: BreakerConfig,
     max_keys: usize,
     breakers: BTreeMap<String, (Breaker, u64)>,
@@ -893,6 +960,7 @@ impl BreakerSet {
             format!("max_keys must be in 1..=100000 (got {max_keys})")
         });
         p.finish(BreakerSet {
+            version: SNAPSHOT_VERSION,
             config,
             max_keys,
             breakers: BTreeMap::new(),
@@ -900,11 +968,13 @@ impl BreakerSet {
         })
     }
 
-    /// Restores a set exported with serde, checking every breaker.
+    /// Restores a set exported with serde, checking every breaker (and the set's format
+    /// `version`, as [`Breaker::restore`] does).
     pub fn restore(snapshot: BreakerSet) -> Result<BreakerSet, ConfigError> {
+        let mut p = Problems::default();
+        check_version(&mut p, "version", snapshot.version);
         let mut set = BreakerSet::new(snapshot.config, snapshot.max_keys)?;
         set.tick = snapshot.tick;
-        let mut p = Problems::default();
         p.check(snapshot.breakers.len() <= set.max_keys, || {
             "snapshot holds more keys than max_keys".into()
         });
@@ -984,7 +1054,7 @@ impl BreakerSet {
     }
 
     fn evict(&mut self) {
-        let rank = |b: &Breaker| match (&b.phase, b.counts(b.last_now_ms)) {
+        let rank = |b: &Breaker| match (&b.phase, b.counts_at(b.clock.now())) {
             (Phase::Closed, c) if c.window_calls == 0 && c.consecutive_failures == 0 => 0,
             (Phase::Closed | Phase::Disabled, _) => 1,
             _ => 2,
@@ -1458,19 +1528,21 @@ mod tests {
                 ..consecutive_only(2)
             }).unwrap();
             let mut permits: Vec<Permit> = Vec::new();
-            // `now` is what the caller passes (it may jump back); `latest` what the breaker sees.
-            let (mut now, mut latest) = (0u64, 0u64);
+            // `now` is what the caller passes (it may jump back); `clock` models the time the
+            // breaker keeps (crate::clock's rule), observed whenever the breaker is given `now`.
+            let mut now = 0u64;
+            let mut clock = Clock::new();
             for op in ops {
                 match op {
                     Op::Acquire(dt) => {
                         now = if jumpy && dt % 7 == 0 { now.saturating_sub(dt) } else { now + dt };
-                        latest = latest.max(now);
+                        clock.observe(now);
                         if let Ok(p) = b.acquire(now) { permits.push(p); }
                     }
                     Op::Record(i, o, dt) => {
                         now += dt;
-                        latest = latest.max(now);
                         if permits.is_empty() { continue; }
+                        clock.observe(now);
                         let p = permits.swap_remove(i % permits.len());
                         let outcome = match o {
                             0 => Outcome::Success,
@@ -1480,10 +1552,16 @@ mod tests {
                         };
                         b.record(p, outcome, now);
                     }
-                    Op::Force(0) => { b.force_open(now); }
-                    Op::Force(1) => { b.disable(now); }
-                    Op::Force(_) => { b.reset(now); }
+                    Op::Force(f) => {
+                        clock.observe(now);
+                        match f {
+                            0 => { b.force_open(now); }
+                            1 => { b.disable(now); }
+                            _ => { b.reset(now); }
+                        }
+                    }
                 }
+                let latest = clock.now();
                 let c = b.counts(now);
                 prop_assert!(c.probes_in_flight <= probes);
                 // Unreported probes of this half-open period that have not timed out.
