@@ -1416,12 +1416,103 @@ mod tests {
     }
 
     #[test]
-    fn a_clock_that_jumps_backwards_stands_still() {
+    fn a_clock_that_jumps_backwards_starts_a_new_epoch() {
         let mut b = Breaker::new(consecutive_only(1)).unwrap();
         call(&mut b, FAIL, 100_000);
-        // The clock jumps back a minute: still open, with the same time left.
+        // The clock jumps back a minute: a new epoch, no time passes at that step...
         assert_eq!(b.acquire(40_000).unwrap_err().retry_in_ms, Some(60_000));
         assert_eq!(b.state(0), State::Open);
+        // ... and time runs on from there: 60 s later (host 100 000) the period is over. Under
+        // the old rule ("stands still" at 100 000) it would stay open until host 160 000.
+        assert_eq!(b.state(99_999), State::Open);
+        assert_eq!(b.state(100_000), State::HalfOpen);
+        assert!(b.acquire(100_000).unwrap().probe);
+    }
+
+    #[test]
+    fn jitter_stands_still_and_a_far_future_value_does_not_freeze_it() {
+        let mut b = Breaker::new(consecutive_only(1)).unwrap();
+        call(&mut b, FAIL, 10_000);
+        // 0.5 s back: stands still (same time left), and does not make time run fast later.
+        assert_eq!(b.acquire(9_500).unwrap_err().retry_in_ms, Some(60_000));
+        assert_eq!(b.acquire(10_500).unwrap_err().retry_in_ms, Some(59_500));
+        // A nanosecond timestamp by mistake moves time at most 2^32 ms: the period is over.
+        let p = b.acquire(1_700_000_000_000_000_000).unwrap();
+        assert!(p.probe);
+        assert_eq!(p.admitted_ms, 10_500 + crate::clock::MAX_FORWARD_STEP_MS);
+        // Back to milliseconds: a new epoch; the probe's result still counts (its admitted_ms
+        // is in the breaker's time) and a failure opens it for 60 s of the new epoch.
+        assert_eq!(b.record(p, FAIL, 11_000), opened(State::HalfOpen));
+        assert_eq!(b.acquire(41_000).unwrap_err().retry_in_ms, Some(30_000));
+        assert!(b.acquire(71_000).is_ok());
+    }
+
+    #[test]
+    fn restored_into_another_epoch_it_stays_open_for_the_rest_of_its_period() {
+        let mut b = Breaker::new(consecutive_only(1)).unwrap();
+        // Opened at 5 000 000 ms of uptime, snapshot 20 s later: 40 s left.
+        call(&mut b, FAIL, 5_000_000);
+        assert_eq!(b.state(5_020_000), State::Open);
+        b.acquire(5_020_000).unwrap_err();
+        let json = serde_json::to_string(&b).unwrap();
+        // The machine reboots; the new process's monotonic clock reads 1 200.
+        let mut r = Breaker::restore(serde_json::from_str(&json).unwrap()).unwrap();
+        assert_eq!(r.acquire(1_200).unwrap_err().retry_in_ms, Some(40_000));
+        assert_eq!(r.state(41_199), State::Open);
+        assert!(r.acquire(41_200).unwrap().probe);
+    }
+
+    #[test]
+    fn snapshots_carry_a_version_and_old_ones_are_migrated() {
+        let mut b = Breaker::new(consecutive_only(1)).unwrap();
+        call(&mut b, FAIL, 7_000);
+        let mut v: serde_json::Value = serde_json::to_value(&b).unwrap();
+        assert_eq!(v["version"], 1);
+        assert_eq!(
+            v["clock"],
+            serde_json::json!({"host_ms": 7_000, "handle_ms": 7_000})
+        );
+        // A newer format is refused, naming the field.
+        v["version"] = 2.into();
+        let err = Breaker::restore(serde_json::from_value(v.clone()).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("version 2 is newer"), "{err}");
+        // A snapshot written before versions: no version, `last_now_ms` instead of a clock.
+        let o = v.as_object_mut().unwrap();
+        o.remove("version");
+        o.remove("clock");
+        o.insert("last_now_ms".into(), 7_000.into());
+        let old = Breaker::restore(serde_json::from_value(v).unwrap()).unwrap();
+        assert_eq!(old, b);
+        // An empty snapshot of a set without a version, too.
+        let set = BreakerSet::new(consecutive_only(1), 4).unwrap();
+        let mut v = serde_json::to_value(&set).unwrap();
+        v.as_object_mut().unwrap().remove("version");
+        assert_eq!(
+            BreakerSet::restore(serde_json::from_value(v.clone()).unwrap()).unwrap(),
+            set
+        );
+        v["version"] = 9.into();
+        let err = BreakerSet::restore(serde_json::from_value(v).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("version 9"), "{err}");
+    }
+
+    #[test]
+    fn restore_bounds_the_generation_and_times_against_the_clock() {
+        let mut b = Breaker::new(consecutive_only(1)).unwrap();
+        call(&mut b, FAIL, 0);
+        let mut v = serde_json::to_value(&b).unwrap();
+        v["generation"] = (MAX_GENERATION + 1).into();
+        let err = Breaker::restore(serde_json::from_value(v.clone()).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("generation must be <="), "{err}");
+        // At the bound it is accepted, and the next state change is still a new generation.
+        v["generation"] = MAX_GENERATION.into();
+        let mut r = Breaker::restore(serde_json::from_value(v.clone()).unwrap()).unwrap();
+        let p = r.acquire(60_000).unwrap();
+        assert_eq!(p.generation, MAX_GENERATION + 1);
+        // Open far longer than max_ms beyond the clock: corrupt.
+        v["phase"]["until_ms"] = u64::MAX.into();
+        let err = Breaker::restore(serde_json::from_value(v).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("until_ms"), "{err}");
     }
 
     #[test]

@@ -1334,6 +1334,41 @@ mod tests {
     }
 
     #[test]
+    fn jitter_keeps_the_history_and_old_snapshots_are_migrated() {
+        let mut m = CreditMonitor::new(CreditConfig::default()).unwrap();
+        m.observe(&credits(100.0, 40.0), 10 * HOUR, None);
+        m.observe(&credits(100.0, 41.0), 11 * HOUR, None);
+        // A reading 0.5 s late (threads racing for the lock): no new epoch, history kept.
+        m.observe(&credits(100.0, 41.0), 11 * HOUR - 500, None);
+        assert_eq!(m.status().account_burn_usd_per_hour, Some(1.0));
+        assert_eq!(m.state.account.anchors.len(), 2);
+        // A snapshot written before versions: `last_now_ms` instead of a clock.
+        let mut v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["version"], 1);
+        let o = v.as_object_mut().unwrap();
+        o.remove("version");
+        let state = o["state"].as_object_mut().unwrap();
+        state.remove("clock");
+        state.insert("last_now_ms".into(), (11 * HOUR).into());
+        let old = CreditMonitor::restore(serde_json::from_value(v.clone()).unwrap()).unwrap();
+        assert_eq!(old, m);
+        // A monitor that never observed wrote `last_now_ms: null`: a fresh clock.
+        let fresh = CreditMonitor::new(CreditConfig::default()).unwrap();
+        let mut f = serde_json::to_value(&fresh).unwrap();
+        f.as_object_mut().unwrap().remove("version");
+        let state = f["state"].as_object_mut().unwrap();
+        state.remove("clock");
+        state.insert("last_now_ms".into(), serde_json::Value::Null);
+        assert_eq!(
+            CreditMonitor::restore(serde_json::from_value(f).unwrap()).unwrap(),
+            fresh
+        );
+        v["version"] = 2.into();
+        let err = CreditMonitor::restore(serde_json::from_value(v).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("version 2 is newer"), "{err}");
+    }
+
+    #[test]
     fn usage_going_down_starts_the_history_over() {
         let mut m = CreditMonitor::new(CreditConfig::default()).unwrap();
         m.observe(&credits(100.0, 40.0), 0, None);

@@ -620,15 +620,105 @@ mod tests {
     }
 
     #[test]
-    fn a_clock_that_jumps_backwards_stands_still() {
+    fn a_clock_that_jumps_backwards_starts_a_new_epoch() {
         let mut l = limiter(1, 10_000, None, 10);
         assert!(allowed(l.check("s", 1, 50_000).unwrap()));
+        // 50 s back: a new epoch; no time passes at that step, so the wait is the same.
         assert_eq!(
             l.check("s", 1, 0),
             Ok(Verdict::Denied {
                 retry_in_ms: 10_000
             })
         );
+        // Time runs on from there: 10 s later it is allowed. (The old rule, standing still at
+        // 50 000, would deny until host time 60 000.)
+        assert_eq!(l.remaining("s", 9_999), Ok(0));
+        assert_eq!(l.remaining("s", 10_000), Ok(1));
+        assert!(allowed(l.check("s", 1, 10_000).unwrap()));
+    }
+
+    #[test]
+    fn out_of_order_checks_do_not_make_time_run_fast() {
+        let mut l = limiter(1, 10_000, None, 10);
+        assert!(allowed(l.check("s", 1, 10_000).unwrap()));
+        // Readings 0.9 s late, then the newest again: no time passed at all.
+        assert_eq!(
+            l.check("s", 1, 9_100),
+            Ok(Verdict::Denied {
+                retry_in_ms: 10_000
+            })
+        );
+        assert_eq!(
+            l.check("s", 1, 10_000),
+            Ok(Verdict::Denied {
+                retry_in_ms: 10_000
+            })
+        );
+    }
+
+    #[test]
+    fn a_nanosecond_timestamp_does_not_deny_a_session_until_then() {
+        let mut l = limiter(1, 10_000, None, 10);
+        assert!(allowed(l.check("s", 1, 1_700_000_000_000_000_000).unwrap()));
+        // Back to milliseconds: a new epoch; the session waits its 10 s, not 1.7·10¹⁸ ms.
+        assert_eq!(
+            l.check("s", 1, 5_000),
+            Ok(Verdict::Denied {
+                retry_in_ms: 10_000
+            })
+        );
+        assert!(allowed(l.check("s", 1, 15_000).unwrap()));
+    }
+
+    #[test]
+    fn block_until_is_converted_through_the_clock() {
+        let mut l = limiter(10, 60_000, None, 10);
+        l.check("s", 1, 100_000).unwrap();
+        // A reboot: host 2 000 is a new epoch. Blocked until host 32 000 = 30 s from now.
+        l.block_until("t", 32_000, 2_000).unwrap();
+        assert_eq!(
+            l.check("t", 1, 2_000),
+            Ok(Verdict::Denied {
+                retry_in_ms: 30_000
+            })
+        );
+        assert!(allowed(l.check("t", 1, 32_000).unwrap()));
+        // A block "until" a time already past does nothing; one far ahead is capped at 2^32 ms.
+        l.block_until("u", 0, 32_000).unwrap();
+        assert!(allowed(l.check("u", 1, 32_000).unwrap()));
+        l.block_until("v", u64::MAX, 32_000).unwrap();
+        assert_eq!(
+            l.check("v", 1, 32_000),
+            Ok(Verdict::Denied {
+                retry_in_ms: crate::clock::MAX_FORWARD_STEP_MS
+            })
+        );
+    }
+
+    #[test]
+    fn snapshots_carry_a_version_and_old_ones_are_migrated() {
+        let mut l = limiter(1, 10_000, None, 10);
+        l.check("s", 1, 50_000).unwrap();
+        let snap = l.snapshot();
+        assert_eq!(snap.version, crate::clock::SNAPSHOT_VERSION);
+        let mut v = serde_json::to_value(&snap).unwrap();
+        v["version"] = 2.into();
+        let err = RateLimiter::restore(serde_json::from_value(v.clone()).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("version 2 is newer"), "{err}");
+        let o = v.as_object_mut().unwrap();
+        o.remove("version");
+        o.remove("clock");
+        o.insert("last_now_ms".into(), 50_000.into());
+        let mut old = RateLimiter::restore(serde_json::from_value(v).unwrap()).unwrap();
+        assert_eq!(old.snapshot(), snap);
+        // Restored after a reboot: the first check is a new epoch; the wait runs on from there.
+        assert_eq!(
+            old.check("s", 1, 300),
+            Ok(Verdict::Denied {
+                retry_in_ms: 10_000
+            })
+        );
+        assert!(allowed(old.check("s", 1, 10_300).unwrap()));
     }
 
     #[test]

@@ -886,6 +886,88 @@ mod tests {
         assert!(matches!(d, Decision::Retry { .. }), "{d:?}");
     }
 
+    #[test]
+    fn the_budget_window_is_not_frozen_by_a_clock_jump() {
+        let mut budget = RetryBudget::new(BudgetConfig {
+            window_ms: 10_000,
+            min_retries_per_sec: 0,
+            retry_percent: 100,
+        })
+        .unwrap();
+        budget.deposit(1_700_000_000_000_000_000);
+        assert_eq!(budget.available(1_700_000_000_000_000_000), 1);
+        // Back to milliseconds: a new epoch; the deposit still counts until its window ends,
+        // 10 s of the new epoch later (the old rule froze the window at 1.7·10¹⁸ ms).
+        assert_eq!(budget.available(5_000), 1);
+        assert!(budget.try_withdraw(5_000));
+        assert_eq!(budget.available(5_000), 0);
+        assert_eq!(budget.available(16_000), 0);
+        budget.deposit(16_000);
+        assert_eq!(budget.available(16_000), 1);
+    }
+
+    #[test]
+    fn budget_snapshots_carry_a_version_and_restore_into_another_epoch() {
+        let mut budget = RetryBudget::new(BudgetConfig {
+            window_ms: 10_000,
+            min_retries_per_sec: 0,
+            retry_percent: 100,
+        })
+        .unwrap();
+        budget.deposit(80_000);
+        let mut v = serde_json::to_value(&budget).unwrap();
+        assert_eq!(v["version"], 1);
+        let restored = RetryBudget::restore(serde_json::from_value(v.clone()).unwrap()).unwrap();
+        assert_eq!(restored, budget);
+        v["version"] = 3.into();
+        let err = RetryBudget::restore(serde_json::from_value(v.clone()).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("version 3 is newer"), "{err}");
+        // Written before versions: `last_now_ms` becomes the clock.
+        let o = v.as_object_mut().unwrap();
+        o.remove("version");
+        o.remove("clock");
+        o.insert("last_now_ms".into(), 80_000.into());
+        let mut old = RetryBudget::restore(serde_json::from_value(v).unwrap()).unwrap();
+        assert_eq!(old, budget);
+        // After a reboot (host 500): a new epoch, the deposit still in the window.
+        assert_eq!(old.available(500), 1);
+        assert_eq!(old.available(10_500), 0);
+    }
+
+    #[test]
+    fn a_call_survives_any_clock_values() {
+        let p = policy(RetryConfig {
+            jitter: Jitter::None,
+            ..RetryConfig::default()
+        });
+        let mut budget = roomy_budget();
+        let f = failure(ErrorKind::Overloaded, true);
+        for (start, now) in [
+            (u64::MAX, 0),
+            (0, u64::MAX),
+            (u64::MAX, u64::MAX),
+            (1_700_000_000_000_000_000, 5),
+            (5, 1_700_000_000_000_000_000),
+        ] {
+            let mut call = p.start_call(start, 1, &mut budget);
+            let mut decisions = 0;
+            // Every call ends within its attempts, whatever the clock says.
+            while let Decision::Retry { .. } = p.decide(&mut call, &f, now, None, &mut budget) {
+                decisions += 1;
+                assert!(decisions <= 6, "{start} {now}");
+            }
+        }
+        // A clock far ahead of the start gives up on the deadline, as a call that really
+        // waited that long should.
+        let mut call = p.start_call(5, 1, &mut budget);
+        assert!(matches!(
+            p.decide(&mut call, &f, 1_700_000_000_000_000_000, None, &mut budget),
+            Decision::GiveUp {
+                reason: GiveUpReason::Deadline { .. }
+            }
+        ));
+    }
+
     proptest! {
         #[test]
         fn backoff_stays_within_bounds(seed in any::<u64>(), jitter in 0u8..3, base in 1u64..5_000, extra in 0u64..100_000) {

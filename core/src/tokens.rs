@@ -1390,6 +1390,17 @@ mod tests {
         let tampered: Calibration = serde_json::from_value(tampered).unwrap();
         let err = Calibration::restore(tampered).unwrap_err();
         assert_eq!(err.problems.len(), 2, "{err}");
+
+        // Snapshots carry a format version: a newer one is refused, a missing one (written
+        // before versions existed) is read as is.
+        let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["version"], 1);
+        v.as_object_mut().unwrap().remove("version");
+        let old = Calibration::restore(serde_json::from_value(v.clone()).unwrap()).unwrap();
+        assert_eq!(old, c);
+        v["version"] = 2.into();
+        let err = Calibration::restore(serde_json::from_value(v).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("version 2 is newer"), "{err}");
     }
 
     #[test]
