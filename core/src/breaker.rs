@@ -35,12 +35,35 @@
 //!
 //! Two steps, time as an argument: [`Breaker::acquire`] at `now_ms` gives a [`Permit`] or a
 //! [`Rejected`] with how long to wait; [`Breaker::record`] with that permit, the [`Outcome`]
-//! and `now_ms` gives the state [`Transition`], if any. A clock that goes backwards is treated
-//! as standing still. [`BreakerSet`] keeps one breaker per key (model or provider) in bounded
-//! memory, and finds the breaker to evict for a new key in O(1). Both serialize (serde) so a
-//! restart loses nothing.
+//! and `now_ms` gives the state [`Transition`], if any. [`BreakerSet`] keeps one breaker per key
+//! (model or provider) in bounded memory, and finds the breaker to evict for a new key in
+//! O(1). Both serialize (serde) so a restart loses nothing.
+//!
+//! # Clocks
+//!
+//! A breaker keeps its own time with a [`Clock`] (see [`crate::clock`] for the rule): a small
+//! step back (≤ 1 s) stands still, a bigger one starts a new epoch in which time runs on from
+//! where it stood, and a forward step counts at most 2³² ms. So a breaker that once saw a
+//! far-future `now_ms` (a nanosecond timestamp, or a snapshot restored after a reboot) is not
+//! frozen at that time: once its clock runs again it opens and closes as usual. A permit's
+//! `admitted_ms` is in the breaker's time (equal to your `now_ms` until the clock jumps), so a
+//! permit stays valid across a new epoch. A snapshot restored into a process whose clock
+//! restarted stays open for the rest of its open period, measured from the first call after
+//! the restore.
+//!
+//! # Snapshots
+//!
+//! A snapshot (the serde form of [`Breaker`] or [`BreakerSet`]) carries a format `version`
+//! ([`SNAPSHOT_VERSION`]) and the breaker's clock. [`Breaker::restore`] rejects a newer
+//! version and migrates one without a version (written before versions existed; its
+//! `last_now_ms` becomes the clock). It also rejects a `generation` above [`MAX_GENERATION`]:
+//! the generation wraps (`wrapping_add`) rather than saturating, because a saturated
+//! generation would stop changing and let results of calls from earlier generations count;
+//! bounding restored values keeps a wrap — which would make a permit from 2⁶⁴ state changes
+//! ago look current — more than 10¹⁹ state changes away.
 
 use crate::classify::ErrorKind;
+use crate::clock::{Clock, SNAPSHOT_VERSION, check_version};
 use crate::config::{ConfigError, Problems};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -280,7 +303,8 @@ pub struct Permit {
     pub generation: u64,
     /// A number unique within the breaker, for probe accounting.
     pub id: u64,
-    /// When the call was admitted (for slow-call timing).
+    /// When the call was admitted (for slow-call timing), in the breaker's time: your `now_ms`
+    /// while the clock never jumped (see [`crate::clock`]). Give the permit back unchanged.
     pub admitted_ms: u64,
     /// Whether this call is a half-open probe.
     pub probe: bool,
@@ -424,9 +448,16 @@ enum Phase {
     Disabled,
 }
 
+/// The largest `generation` a restored snapshot may hold: 2⁵³ (one state change a millisecond
+/// for 285 000 years). See the module docs (# Snapshots).
+pub const MAX_GENERATION: u64 = 1 << 53;
+
 /// A circuit breaker for one provider or model. See the module docs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Breaker {
+    /// Snapshot format; 0 when read from a snapshot written before versions existed.
+    #[serde(default)]
+    version: u32,
     config: BreakerConfig,
     phase: Phase,
     window: WindowData,
@@ -434,7 +465,9 @@ pub struct Breaker {
     reopens: u32,
     generation: u64,
     next_id: u64,
-    last_now_ms: u64,
+    /// The breaker's time (`last_now_ms`, a plain number, in snapshots before version 1).
+    #[serde(alias = "last_now_ms")]
+    clock: Clock,
     times_opened: u64,
     rejected: u64,
 }
@@ -450,6 +483,7 @@ impl Breaker {
     fn fresh(config: BreakerConfig) -> Breaker {
         let window = empty_window(&config);
         Breaker {
+            version: SNAPSHOT_VERSION,
             config,
             phase: Phase::Closed,
             window,
@@ -457,7 +491,7 @@ impl Breaker {
             reopens: 0,
             generation: 0,
             next_id: 0,
-            last_now_ms: 0,
+            clock: Clock::new(),
             times_opened: 0,
             rejected: 0,
         }
@@ -465,9 +499,34 @@ impl Breaker {
 
     /// Restores a breaker exported with serde (e.g. `serde_json::to_string(&breaker)`),
     /// checking its config and bounds so a corrupted snapshot gives an error, not a panic later.
-    pub fn restore(snapshot: Breaker) -> Result<Breaker, ConfigError> {
-        snapshot.config.validate()?;
+    ///
+    /// A snapshot of a newer format `version` is rejected; one without a version is migrated
+    /// (see the module docs). The restored breaker keeps the snapshot's clock: if this process's
+    /// clock restarted, the first call after the restore starts a new epoch.
+    pub fn restore(mut snapshot: Breaker) -> Result<Breaker, ConfigError> {
         let mut p = Problems::default();
+        check_version(&mut p, "version", snapshot.version);
+        if let Err(e) = snapshot.config.validate() {
+            p.extend("", e);
+        }
+        p.check(snapshot.generation <= MAX_GENERATION, || {
+            format!(
+                "generation must be <= {MAX_GENERATION} (got {})",
+                snapshot.generation
+            )
+        });
+        let now = snapshot.clock.now();
+        match &snapshot.phase {
+            Phase::Open { until_ms } => p.check(
+                *until_ms <= now.saturating_add(snapshot.config.open_duration.max_ms),
+                || "phase.until_ms is further ahead of the clock than open_duration.max_ms".into(),
+            ),
+            Phase::HalfOpen { probes, .. } => p
+                .check(probes.iter().all(|&(_, admitted)| admitted <= now), || {
+                    "phase.probes holds a probe admitted after the clock's time".into()
+                }),
+            _ => {}
+        }
         let window_ok = match (&snapshot.window, &snapshot.config.failure_rate) {
             (WindowData::Count { calls, .. }, Some(rule)) => match rule.window {
                 Window::Count { calls: size } => calls.len() <= size as usize,
@@ -488,6 +547,7 @@ impl Breaker {
                 || "snapshot has more probes in flight than half_open_probes".into(),
             );
         }
+        snapshot.version = SNAPSHOT_VERSION;
         p.finish(snapshot)
     }
 
@@ -497,8 +557,13 @@ impl Breaker {
     }
 
     /// The state at `now_ms` (an open breaker whose period has ended reads as half-open).
+    /// Read-only: the clock is peeked, not moved (see [`crate::clock`]).
     pub fn state(&self, now_ms: u64) -> State {
-        let now_ms = now_ms.max(self.last_now_ms);
+        self.state_at(self.clock.peek(now_ms))
+    }
+
+    /// The state at handle time `now_ms`.
+    fn state_at(&self, now_ms: u64) -> State {
         match self.phase {
             Phase::Open { until_ms } if now_ms >= until_ms => State::HalfOpen,
             ref phase => phase_state(phase),
@@ -507,7 +572,7 @@ impl Breaker {
 
     /// Asks to make a call at `now_ms`.
     pub fn acquire(&mut self, now_ms: u64) -> Result<Permit, Rejected> {
-        let now_ms = self.clamp(now_ms);
+        let now_ms = self.clock.observe(now_ms);
         if let Phase::Open { until_ms } = self.phase
             && now_ms >= until_ms
         {
@@ -552,7 +617,7 @@ impl Breaker {
 
     /// Records how the call admitted by `permit` ended, at `now_ms`.
     pub fn record(&mut self, permit: Permit, outcome: Outcome, now_ms: u64) -> Recorded {
-        let now_ms = self.clamp(now_ms);
+        let now_ms = self.clock.observe(now_ms);
         if permit.generation != self.generation {
             return Recorded::Stale;
         }
@@ -614,21 +679,21 @@ impl Breaker {
 
     /// Rejects every call until [`Breaker::reset`].
     pub fn force_open(&mut self, now_ms: u64) -> Option<Transition> {
-        let now_ms = self.clamp(now_ms);
+        let now_ms = self.clock.observe(now_ms);
         self.change(Phase::ForcedOpen, now_ms)
     }
 
     /// Admits every call and counts nothing until [`Breaker::reset`].
     pub fn disable(&mut self, now_ms: u64) -> Option<Transition> {
-        let now_ms = self.clamp(now_ms);
+        let now_ms = self.clock.observe(now_ms);
         self.change(Phase::Disabled, now_ms)
     }
 
     /// Back to closed with empty counts (also ends forced-open and disabled).
     pub fn reset(&mut self, now_ms: u64) -> Option<Transition> {
-        let now_ms = self.clamp(now_ms);
+        let now_ms = self.clock.observe(now_ms);
         self.reopens = 0;
-        let from = self.state(now_ms);
+        let from = self.state_at(now_ms);
         self.enter(Phase::Closed, now_ms);
         (from != State::Closed).then_some(Transition {
             from,
@@ -636,16 +701,20 @@ impl Breaker {
         })
     }
 
-    /// The counts at `now_ms`.
+    /// The counts at `now_ms`. Read-only: the clock is peeked, not moved.
     pub fn counts(&self, now_ms: u64) -> Counts {
-        let now_ms = now_ms.max(self.last_now_ms);
+        self.counts_at(self.clock.peek(now_ms))
+    }
+
+    /// The counts at handle time `now_ms`.
+    fn counts_at(&self, now_ms: u64) -> Counts {
         let (window_calls, window_failures, window_slow) = self.window_totals(now_ms);
         let (probes_in_flight, probe_successes) = match &self.phase {
             Phase::HalfOpen { probes, successes } => (probes.len() as u32, *successes),
             _ => (0, 0),
         };
         Counts {
-            state: self.state(now_ms),
+            state: self.state_at(now_ms),
             window_calls,
             window_failures,
             window_slow,
@@ -658,11 +727,6 @@ impl Breaker {
         }
     }
 
-    fn clamp(&mut self, now_ms: u64) -> u64 {
-        self.last_now_ms = self.last_now_ms.max(now_ms);
-        self.last_now_ms
-    }
-
     fn reject(&mut self, state: State, retry_in_ms: Option<u64>) -> Rejected {
         self.rejected = self.rejected.saturating_add(1);
         Rejected { state, retry_in_ms }
@@ -670,7 +734,7 @@ impl Breaker {
 
     /// Moves to `phase` unless already there; reports the transition.
     fn change(&mut self, phase: Phase, now_ms: u64) -> Option<Transition> {
-        let from = self.state(now_ms);
+        let from = self.state_at(now_ms);
         if from == phase_state(&phase) {
             return None;
         }
@@ -682,7 +746,7 @@ impl Breaker {
         let from = match (&self.phase, &phase) {
             (Phase::Open { .. }, Phase::HalfOpen { .. }) => State::Open,
             // An expired open timer already reads as half-open to callers.
-            _ => self.state(now_ms),
+            _ => self.state_at(now_ms),
         };
         if matches!(phase, Phase::Closed) {
             self.reopens = 0;
@@ -884,6 +948,9 @@ fn empty_window(config: &BreakerConfig) -> WindowData {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(from = "SetSnapshot")]
 pub struct BreakerSet {
+    /// Snapshot format; 0 when read from a snapshot written before versions existed.
+    #[serde(default)]
+    version: u32,
     config: BreakerConfig,
     max_keys: usize,
     breakers: BTreeMap<String, Held>,
@@ -1058,6 +1125,9 @@ impl Lru {
 /// The serialized form of a [`BreakerSet`]: the set without its eviction lists.
 #[derive(Deserialize)]
 struct SetSnapshot {
+    /// Snapshot format; 0 when read from a snapshot written before versions existed.
+    #[serde(default)]
+    version: u32,
     config: BreakerConfig,
     max_keys: usize,
     breakers: BTreeMap<String, Held>,
@@ -1067,6 +1137,7 @@ struct SetSnapshot {
 impl From<SetSnapshot> for BreakerSet {
     fn from(s: SetSnapshot) -> Self {
         let mut set = BreakerSet {
+            version: s.version,
             config: s.config,
             max_keys: s.max_keys,
             breakers: s.breakers,
@@ -1093,16 +1164,16 @@ impl Eq for BreakerSet {}
 
 /// Eviction support for [`BreakerSet`].
 impl Breaker {
-    /// The latest `now_ms` this breaker has seen: its own clock.
+    /// The breaker's own time (its clock's, in handle time).
     fn seen_ms(&self) -> u64 {
-        self.last_now_ms
+        self.clock.now()
     }
 
     /// The eviction tier, as of the breaker's own clock.
     fn tier(&self) -> Tier {
         match self.phase {
             Phase::Closed => {
-                let c = self.counts(self.seen_ms());
+                let c = self.counts_at(self.seen_ms());
                 if c.window_calls == 0 && c.consecutive_failures == 0 {
                     Tier::Fresh
                 } else {
@@ -1150,6 +1221,7 @@ impl BreakerSet {
             format!("max_keys must be in 1..=100000 (got {max_keys})")
         });
         p.finish(BreakerSet {
+            version: SNAPSHOT_VERSION,
             config,
             max_keys,
             breakers: BTreeMap::new(),
@@ -1159,12 +1231,14 @@ impl BreakerSet {
         })
     }
 
-    /// Restores a set exported with serde, checking every breaker, and that no key was last
-    /// used after the set's use counter (which only a hand-made snapshot can say).
+    /// Restores a set exported with serde, checking every breaker, the set's format `version`
+    /// (as [`Breaker::restore`] does), and that no key was last used after the set's use
+    /// counter (which only a hand-made snapshot can say).
     pub fn restore(snapshot: BreakerSet) -> Result<BreakerSet, ConfigError> {
+        let mut p = Problems::default();
+        check_version(&mut p, "version", snapshot.version);
         let mut set = BreakerSet::new(snapshot.config, snapshot.max_keys)?;
         set.tick = snapshot.tick;
-        let mut p = Problems::default();
         p.check(snapshot.breakers.len() <= set.max_keys, || {
             "snapshot holds more keys than max_keys".into()
         });
@@ -1682,12 +1756,103 @@ mod tests {
     }
 
     #[test]
-    fn a_clock_that_jumps_backwards_stands_still() {
+    fn a_clock_that_jumps_backwards_starts_a_new_epoch() {
         let mut b = Breaker::new(consecutive_only(1)).unwrap();
         call(&mut b, FAIL, 100_000);
-        // The clock jumps back a minute: still open, with the same time left.
+        // The clock jumps back a minute: a new epoch, no time passes at that step...
         assert_eq!(b.acquire(40_000).unwrap_err().retry_in_ms, Some(60_000));
         assert_eq!(b.state(0), State::Open);
+        // ... and time runs on from there: 60 s later (host 100 000) the period is over. Under
+        // the old rule ("stands still" at 100 000) it would stay open until host 160 000.
+        assert_eq!(b.state(99_999), State::Open);
+        assert_eq!(b.state(100_000), State::HalfOpen);
+        assert!(b.acquire(100_000).unwrap().probe);
+    }
+
+    #[test]
+    fn jitter_stands_still_and_a_far_future_value_does_not_freeze_it() {
+        let mut b = Breaker::new(consecutive_only(1)).unwrap();
+        call(&mut b, FAIL, 10_000);
+        // 0.5 s back: stands still (same time left), and does not make time run fast later.
+        assert_eq!(b.acquire(9_500).unwrap_err().retry_in_ms, Some(60_000));
+        assert_eq!(b.acquire(10_500).unwrap_err().retry_in_ms, Some(59_500));
+        // A nanosecond timestamp by mistake moves time at most 2^32 ms: the period is over.
+        let p = b.acquire(1_700_000_000_000_000_000).unwrap();
+        assert!(p.probe);
+        assert_eq!(p.admitted_ms, 10_500 + crate::clock::MAX_FORWARD_STEP_MS);
+        // Back to milliseconds: a new epoch; the probe's result still counts (its admitted_ms
+        // is in the breaker's time) and a failure opens it for 60 s of the new epoch.
+        assert_eq!(b.record(p, FAIL, 11_000), opened(State::HalfOpen));
+        assert_eq!(b.acquire(41_000).unwrap_err().retry_in_ms, Some(30_000));
+        assert!(b.acquire(71_000).is_ok());
+    }
+
+    #[test]
+    fn restored_into_another_epoch_it_stays_open_for_the_rest_of_its_period() {
+        let mut b = Breaker::new(consecutive_only(1)).unwrap();
+        // Opened at 5 000 000 ms of uptime, snapshot 20 s later: 40 s left.
+        call(&mut b, FAIL, 5_000_000);
+        assert_eq!(b.state(5_020_000), State::Open);
+        b.acquire(5_020_000).unwrap_err();
+        let json = serde_json::to_string(&b).unwrap();
+        // The machine reboots; the new process's monotonic clock reads 1 200.
+        let mut r = Breaker::restore(serde_json::from_str(&json).unwrap()).unwrap();
+        assert_eq!(r.acquire(1_200).unwrap_err().retry_in_ms, Some(40_000));
+        assert_eq!(r.state(41_199), State::Open);
+        assert!(r.acquire(41_200).unwrap().probe);
+    }
+
+    #[test]
+    fn snapshots_carry_a_version_and_old_ones_are_migrated() {
+        let mut b = Breaker::new(consecutive_only(1)).unwrap();
+        call(&mut b, FAIL, 7_000);
+        let mut v: serde_json::Value = serde_json::to_value(&b).unwrap();
+        assert_eq!(v["version"], 1);
+        assert_eq!(
+            v["clock"],
+            serde_json::json!({"host_ms": 7_000, "handle_ms": 7_000})
+        );
+        // A newer format is refused, naming the field.
+        v["version"] = 2.into();
+        let err = Breaker::restore(serde_json::from_value(v.clone()).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("version 2 is newer"), "{err}");
+        // A snapshot written before versions: no version, `last_now_ms` instead of a clock.
+        let o = v.as_object_mut().unwrap();
+        o.remove("version");
+        o.remove("clock");
+        o.insert("last_now_ms".into(), 7_000.into());
+        let old = Breaker::restore(serde_json::from_value(v).unwrap()).unwrap();
+        assert_eq!(old, b);
+        // An empty snapshot of a set without a version, too.
+        let set = BreakerSet::new(consecutive_only(1), 4).unwrap();
+        let mut v = serde_json::to_value(&set).unwrap();
+        v.as_object_mut().unwrap().remove("version");
+        assert_eq!(
+            BreakerSet::restore(serde_json::from_value(v.clone()).unwrap()).unwrap(),
+            set
+        );
+        v["version"] = 9.into();
+        let err = BreakerSet::restore(serde_json::from_value(v).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("version 9"), "{err}");
+    }
+
+    #[test]
+    fn restore_bounds_the_generation_and_times_against_the_clock() {
+        let mut b = Breaker::new(consecutive_only(1)).unwrap();
+        call(&mut b, FAIL, 0);
+        let mut v = serde_json::to_value(&b).unwrap();
+        v["generation"] = (MAX_GENERATION + 1).into();
+        let err = Breaker::restore(serde_json::from_value(v.clone()).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("generation must be <="), "{err}");
+        // At the bound it is accepted, and the next state change is still a new generation.
+        v["generation"] = MAX_GENERATION.into();
+        let mut r = Breaker::restore(serde_json::from_value(v.clone()).unwrap()).unwrap();
+        let p = r.acquire(60_000).unwrap();
+        assert_eq!(p.generation, MAX_GENERATION + 1);
+        // Open far longer than max_ms beyond the clock: corrupt.
+        v["phase"]["until_ms"] = u64::MAX.into();
+        let err = Breaker::restore(serde_json::from_value(v).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("until_ms"), "{err}");
     }
 
     #[test]
@@ -1898,7 +2063,7 @@ mod tests {
             .keys()
             .map(String::as_str)
             .collect();
-        assert_eq!(fields, ["breakers", "config", "max_keys", "tick"]);
+        assert_eq!(fields, ["breakers", "config", "max_keys", "tick", "version"]);
         // Reading a snapshot rebuilds the index: "b" (fresh) goes before "a" (open).
         let mut read: BreakerSet = serde_json::from_value(value).unwrap();
         read.acquire("c", 1).unwrap().unwrap();
@@ -1950,19 +2115,21 @@ mod tests {
                 ..consecutive_only(2)
             }).unwrap();
             let mut permits: Vec<Permit> = Vec::new();
-            // `now` is what the caller passes (it may jump back); `latest` what the breaker sees.
-            let (mut now, mut latest) = (0u64, 0u64);
+            // `now` is what the caller passes (it may jump back); `clock` models the time the
+            // breaker keeps (crate::clock's rule), observed whenever the breaker is given `now`.
+            let mut now = 0u64;
+            let mut clock = Clock::new();
             for op in ops {
                 match op {
                     Op::Acquire(dt) => {
                         now = if jumpy && dt % 7 == 0 { now.saturating_sub(dt) } else { now + dt };
-                        latest = latest.max(now);
+                        clock.observe(now);
                         if let Ok(p) = b.acquire(now) { permits.push(p); }
                     }
                     Op::Record(i, o, dt) => {
                         now += dt;
-                        latest = latest.max(now);
                         if permits.is_empty() { continue; }
+                        clock.observe(now);
                         let p = permits.swap_remove(i % permits.len());
                         let outcome = match o {
                             0 => Outcome::Success,
@@ -1972,10 +2139,16 @@ mod tests {
                         };
                         b.record(p, outcome, now);
                     }
-                    Op::Force(0) => { b.force_open(now); }
-                    Op::Force(1) => { b.disable(now); }
-                    Op::Force(_) => { b.reset(now); }
+                    Op::Force(f) => {
+                        clock.observe(now);
+                        match f {
+                            0 => { b.force_open(now); }
+                            1 => { b.disable(now); }
+                            _ => { b.reset(now); }
+                        }
+                    }
                 }
+                let latest = clock.now();
                 let c = b.counts(now);
                 prop_assert!(c.probes_in_flight <= probes);
                 // Unreported probes of this half-open period that have not timed out.

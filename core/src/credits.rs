@@ -54,13 +54,18 @@
 //!
 //! # Clocks
 //!
-//! `now_ms` is the caller's monotonic clock. A snapshot at the same `now_ms` as the previous
-//! one (a duplicate) updates the values but adds no history. A clock that goes **backwards**
-//! (typically a restart restored the monitor's state into a process whose monotonic clock
-//! started again near zero) cannot be placed on the old timeline: the burn history is dropped
-//! and rebuilt from that snapshot on, while the alert states are kept — nothing fires again
-//! just because the process restarted. The same happens when a total usage goes *down*
-//! (another key or account was fed in). `wall_clock_ms` (Unix time, ms) is only used to know
+//! `now_ms` is the caller's monotonic clock, kept by the monitor's [`Clock`] under the rule
+//! every handle follows ([`crate::clock`]); burn history is stored in the monitor's time. A
+//! snapshot at the same `now_ms` as the previous one (a duplicate) updates the values but adds
+//! no history; so does one up to 1 s *earlier* (jitter: the clock stands still). A clock that
+//! goes further **backwards** starts a new epoch (typically a restart restored the monitor's
+//! state into a process whose monotonic clock started again near zero): the time between the
+//! last snapshot and this one is unknown, so the burn history cannot be continued — it is
+//! dropped and rebuilt from that snapshot on, while the alert states are kept; nothing fires
+//! again just because the process restarted. The same happens when a total usage goes *down*
+//! (another key or account was fed in). A forward step counts at most 2³² ms (49.7 days),
+//! longer than any burn window, so a far-future `now_ms` only ages the history out. The
+//! monitor's serde form carries a format `version` and the clock. `wall_clock_ms` (Unix time, ms) is only used to know
 //! the UTC day; a wall clock that steps back into an earlier day is ignored for day changes.
 //!
 //! # Secrets
@@ -69,6 +74,7 @@
 //! `sk-or-v1-…` there). Every label, error message and alert message goes through
 //! [`crate::redact::redact`]; parse errors name fields and JSON types, never values.
 
+use crate::clock::{Clock, SNAPSHOT_VERSION, Step, check_version};
 use crate::config::{ConfigError, Problems};
 use crate::redact::redact;
 use serde::{Deserialize, Serialize};
@@ -692,7 +698,7 @@ pub struct CreditStatus {
 /// One total-usage series (the account's or the key's): burn history and the UTC-day baseline.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Series {
-    /// `(now_ms, usage_micros)` anchor points, oldest first.
+    /// `(now_ms, usage_micros)` anchor points (the monitor's time), oldest first.
     anchors: VecDeque<(u64, i64)>,
     /// The latest point.
     last: Option<(u64, i64)>,
@@ -756,8 +762,9 @@ impl Series {
 /// Monitor state that survives a restart.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 struct MonitorState {
-    /// The latest `now_ms` seen.
-    last_now_ms: Option<u64>,
+    /// The monitor's time (`last_now_ms`, a number or null, before snapshot version 1).
+    #[serde(alias = "last_now_ms")]
+    clock: Clock,
     /// The account's total-usage series.
     account: Series,
     /// The key's total-usage series.
@@ -773,6 +780,9 @@ struct MonitorState {
 /// burn history nor fires the same alerts again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreditMonitor {
+    /// Snapshot format; 0 when read from a snapshot written before versions existed.
+    #[serde(default)]
+    version: u32,
     config: CreditConfig,
     state: MonitorState,
 }
@@ -865,15 +875,22 @@ impl CreditMonitor {
     pub fn new(config: CreditConfig) -> Result<CreditMonitor, ConfigError> {
         config.validate()?;
         Ok(CreditMonitor {
+            version: SNAPSHOT_VERSION,
             config,
             state: MonitorState::default(),
         })
     }
 
-    /// Validates an exported monitor (from serde) and returns it.
-    pub fn restore(snapshot: CreditMonitor) -> Result<CreditMonitor, ConfigError> {
-        snapshot.config.validate()?;
+    /// Validates an exported monitor (from serde) and returns it. A newer format `version` is
+    /// rejected; a snapshot without one is migrated (its `last_now_ms` becomes the clock). The
+    /// monitor keeps the snapshot's clock: if this process's clock restarted, the first
+    /// observation starts a new epoch (see the module docs).
+    pub fn restore(mut snapshot: CreditMonitor) -> Result<CreditMonitor, ConfigError> {
         let mut p = Problems::default();
+        check_version(&mut p, "version", snapshot.version);
+        if let Err(e) = snapshot.config.validate() {
+            p.extend("", e);
+        }
         for (name, s) in [
             ("account", &snapshot.state.account),
             ("key", &snapshot.state.key),
@@ -898,7 +915,13 @@ impl CreditMonitor {
                     .all(|u| (0..=bound).contains(&u)),
                 || format!("snapshot {name} history has usage out of range"),
             );
+            let now = snapshot.state.clock.now();
+            p.check(
+                s.anchors.iter().chain(s.last.iter()).all(|a| a.0 <= now),
+                || format!("snapshot {name} history is ahead of the clock"),
+            );
         }
+        snapshot.version = SNAPSHOT_VERSION;
         p.finish(snapshot)
     }
 
@@ -922,13 +945,13 @@ impl CreditMonitor {
         wall_clock_ms: Option<u64>,
     ) -> Vec<AlertEvent> {
         let st = &mut self.state;
-        if st.last_now_ms.is_some_and(|last| now_ms < last) {
-            // The clock went backwards (a restart): the history cannot be placed on this
-            // timeline. Rebuild it; keep the alert states.
+        let (now_ms, step) = st.clock.observe_step(now_ms);
+        if step == Step::NewEpoch {
+            // The clock went backwards (a restart): the time since the last snapshot is
+            // unknown, so the history cannot be continued. Rebuild it; keep the alert states.
             st.account.clear_history();
             st.key.clear_history();
         }
-        st.last_now_ms = Some(now_ms);
         let day = wall_clock_ms.map(|w| w / MS_PER_DAY);
         let config = &self.config;
 
@@ -1305,8 +1328,44 @@ mod tests {
         let mut m = CreditMonitor::restore(serde_json::from_str(&text).unwrap()).unwrap();
         let events = m.observe(&credits(10.0, 9.6), 5, None);
         assert!(events.is_empty(), "{events:?}");
-        assert_eq!(m.state.account.anchors, [(5, 9_600_000)]);
+        // A new epoch: the history starts over at the monitor's time, which stood still at 50 h.
+        assert_eq!(m.state.account.anchors, [(50 * HOUR, 9_600_000)]);
         assert_eq!(m.status().account_burn_usd_per_hour, None);
+    }
+
+    #[test]
+    fn jitter_keeps_the_history_and_old_snapshots_are_migrated() {
+        let mut m = CreditMonitor::new(CreditConfig::default()).unwrap();
+        m.observe(&credits(100.0, 40.0), 10 * HOUR, None);
+        m.observe(&credits(100.0, 41.0), 11 * HOUR, None);
+        // A reading 0.5 s late (threads racing for the lock): no new epoch, history kept.
+        m.observe(&credits(100.0, 41.0), 11 * HOUR - 500, None);
+        assert_eq!(m.status().account_burn_usd_per_hour, Some(1.0));
+        assert_eq!(m.state.account.anchors.len(), 2);
+        // A snapshot written before versions: `last_now_ms` instead of a clock.
+        let mut v = serde_json::to_value(&m).unwrap();
+        assert_eq!(v["version"], 1);
+        let o = v.as_object_mut().unwrap();
+        o.remove("version");
+        let state = o["state"].as_object_mut().unwrap();
+        state.remove("clock");
+        state.insert("last_now_ms".into(), (11 * HOUR).into());
+        let old = CreditMonitor::restore(serde_json::from_value(v.clone()).unwrap()).unwrap();
+        assert_eq!(old, m);
+        // A monitor that never observed wrote `last_now_ms: null`: a fresh clock.
+        let fresh = CreditMonitor::new(CreditConfig::default()).unwrap();
+        let mut f = serde_json::to_value(&fresh).unwrap();
+        f.as_object_mut().unwrap().remove("version");
+        let state = f["state"].as_object_mut().unwrap();
+        state.remove("clock");
+        state.insert("last_now_ms".into(), serde_json::Value::Null);
+        assert_eq!(
+            CreditMonitor::restore(serde_json::from_value(f).unwrap()).unwrap(),
+            fresh
+        );
+        v["version"] = 2.into();
+        let err = CreditMonitor::restore(serde_json::from_value(v).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("version 2 is newer"), "{err}");
     }
 
     #[test]
@@ -1338,8 +1397,14 @@ mod tests {
         let mut m = CreditMonitor::new(CreditConfig::default()).unwrap();
         m.state.account.anchors = (0..=MAX_ANCHORS as u64).map(|i| (i, 0)).collect();
         m.state.key.anchors = [(5, 0), (4, 0)].into_iter().collect();
-        let e = CreditMonitor::restore(m).unwrap_err();
+        m.state.clock = Clock::resumed(MAX_ANCHORS as u64);
+        let e = CreditMonitor::restore(m.clone()).unwrap_err();
         assert_eq!(e.problems.len(), 2, "{e}");
+        // History after the clock's time cannot have been written by this library.
+        m.state.clock = Clock::resumed(3);
+        let e = CreditMonitor::restore(m).unwrap_err();
+        assert_eq!(e.problems.len(), 4, "{e}");
+        assert!(e.to_string().contains("ahead of the clock"), "{e}");
         let mut m = CreditMonitor::new(CreditConfig::default()).unwrap();
         m.config.hysteresis_percent = 0;
         assert!(CreditMonitor::restore(m).is_err());

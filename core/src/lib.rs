@@ -21,11 +21,16 @@
 //!   a proven upper bound without the tables, chat overhead, and per-model calibration from the
 //!   provider's reported usage;
 //! - [`redact`]: keep API keys and bearer tokens out of every message the library produces.
+//!
+//! Stateful handles keep their own time through a [`clock::Clock`]: a clock that jumps (far
+//! ahead, or back after a reboot) can never freeze one, and snapshots carry their clock and a
+//! format version ([`clock::SNAPSHOT_VERSION`]).
 #![forbid(unsafe_code)]
 
 pub mod breaker;
 pub mod chat;
 pub mod classify;
+pub mod clock;
 pub mod config;
 pub mod context;
 pub mod credits;

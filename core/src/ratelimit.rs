@@ -26,10 +26,22 @@
 //! at the 8 least recently used, and otherwise the least recently used one. The work per call
 //! stays O(1).
 //!
+//! # Clocks
+//!
+//! The limiter keeps its own time with a [`Clock`] (the rule is in [`crate::clock`]): checks
+//! that arrive out of order by up to 1 s see no time pass (and do not make time run fast when
+//! the later reading arrives), a bigger step back starts a new epoch in which time runs on from
+//! where it stood, and one forward step counts at most 2³² ms. So a far-future `now_ms` (a
+//! nanosecond timestamp) does not deny a session until that time: the next normal reading
+//! starts a new epoch and the session's wait is measured from there. `block_until`'s
+//! `until_ms` is your clock's time; it is converted through the limiter's clock. Snapshots
+//! ([`RateLimitSnapshot`]) carry the clock and a format version.
+//!
 //! Two session ids whose 64-bit hashes collide would share a limit; at 10⁶ sessions the chance
 //! is about 3·10⁻⁸. Set `hash_seed` to a secret random value if session ids can be chosen by an
 //! attacker.
 
+use crate::clock::{Clock, SNAPSHOT_VERSION, check_version};
 use crate::config::{ConfigError, Problems};
 use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
@@ -125,7 +137,7 @@ impl RateLimitError {
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     hash: u64,
-    /// Theoretical arrival time, µs on the caller's clock.
+    /// Theoretical arrival time, µs of the limiter's time (see [`crate::clock`]).
     tat_us: u64,
     /// Towards the most recently used.
     newer: u32,
@@ -144,18 +156,25 @@ pub struct RateLimiter {
     index: HashTable<u32>,
     newest: u32,
     oldest: u32,
-    last_now_ms: u64,
+    clock: Clock,
 }
 
 /// A [`RateLimiter`]'s state, for export and restore (serde). Keys are hashes, least recently
 /// used first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RateLimitSnapshot {
+    /// The snapshot format: [`SNAPSHOT_VERSION`] when written by this library; 0 (the field
+    /// absent) for snapshots written before versions existed. [`RateLimiter::restore`] rejects
+    /// newer formats.
+    #[serde(default)]
+    pub version: u32,
     /// The settings.
     pub config: RateLimitConfig,
-    /// The latest time seen, ms.
-    pub last_now_ms: u64,
-    /// (key hash, TAT in µs), least recently used first.
+    /// The limiter's clock (in snapshots before version 1: `last_now_ms`, a plain number,
+    /// migrated to a clock at that time).
+    #[serde(alias = "last_now_ms")]
+    pub clock: Clock,
+    /// (key hash, TAT in µs of the limiter's time), least recently used first.
     pub keys: Vec<(u64, u64)>,
 }
 
@@ -190,7 +209,7 @@ impl RateLimiter {
             index: HashTable::new(),
             newest: NONE,
             oldest: NONE,
-            last_now_ms: 0,
+            clock: Clock::new(),
         })
     }
 
@@ -270,7 +289,9 @@ impl RateLimiter {
     }
 
     /// Denies `key` until `until_ms` (e.g. a provider's 429 retry hint); never shortens an
-    /// existing wait.
+    /// existing wait. `until_ms` is on your clock, like `now_ms`; it is converted to the
+    /// limiter's time through its clock once `now_ms` is observed (a block more than 2³² ms
+    /// ahead counts as that long; see [`Clock::to_handle`]).
     pub fn block_until(
         &mut self,
         key: &str,
@@ -279,7 +300,9 @@ impl RateLimiter {
     ) -> Result<(), RateLimitError> {
         let hash = self.hash(key)?;
         let now_us = self.now_us(now_ms);
-        let blocked = until_ms
+        let blocked = self
+            .clock
+            .to_handle(until_ms)
             .saturating_mul(1000)
             .saturating_add(self.tolerance_us - self.emission_us);
         let tat = self.find(hash).map_or(now_us, |i| self.slots[i].tat_us);
@@ -287,10 +310,11 @@ impl RateLimiter {
         Ok(())
     }
 
-    /// Units `key` could spend at `now_ms` without waiting (does not spend or touch).
+    /// Units `key` could spend at `now_ms` without waiting (does not spend or touch, and does
+    /// not move the clock).
     pub fn remaining(&self, key: &str, now_ms: u64) -> Result<u32, RateLimitError> {
         let hash = self.hash(key)?;
-        let now_us = now_ms.max(self.last_now_ms).saturating_mul(1000);
+        let now_us = self.clock.peek(now_ms).saturating_mul(1000);
         let tat = self.find(hash).map_or(now_us, |i| self.slots[i].tat_us);
         let free = now_us
             .saturating_add(self.tolerance_us)
@@ -308,16 +332,20 @@ impl RateLimiter {
             i = slot.newer;
         }
         RateLimitSnapshot {
+            version: SNAPSHOT_VERSION,
             config: self.config.clone(),
-            last_now_ms: self.last_now_ms,
+            clock: self.clock,
             keys,
         }
     }
 
-    /// Rebuilds a limiter from a snapshot (config validated, key count checked).
+    /// Rebuilds a limiter from a snapshot (format version, config and key count checked). The
+    /// limiter keeps the snapshot's clock: if this process's clock restarted, the first call
+    /// after the restore starts a new epoch and every wait runs on from where it stood.
     pub fn restore(snapshot: RateLimitSnapshot) -> Result<RateLimiter, ConfigError> {
-        let mut limiter = RateLimiter::new(snapshot.config)?;
         let mut p = Problems::default();
+        check_version(&mut p, "version", snapshot.version);
+        let mut limiter = RateLimiter::new(snapshot.config)?;
         p.check(
             snapshot.keys.len() <= limiter.config.max_keys as usize,
             || {
@@ -336,8 +364,8 @@ impl RateLimiter {
             }
             seen.insert_unique(hash, hash, |&h| h);
         }
-        limiter.last_now_ms = snapshot.last_now_ms;
-        let now_us = snapshot.last_now_ms.saturating_mul(1000);
+        limiter.clock = snapshot.clock;
+        let now_us = snapshot.clock.now().saturating_mul(1000);
         for (hash, tat_us) in snapshot.keys {
             limiter.store(hash, tat_us, now_us);
         }
@@ -357,10 +385,9 @@ impl RateLimiter {
         ))
     }
 
-    /// The caller's time in µs; a clock that goes backwards stands still.
+    /// The limiter's time in µs after observing the caller's `now_ms` (see [`crate::clock`]).
     fn now_us(&mut self, now_ms: u64) -> u64 {
-        self.last_now_ms = self.last_now_ms.max(now_ms);
-        self.last_now_ms.saturating_mul(1000)
+        self.clock.observe(now_ms).saturating_mul(1000)
     }
 
     fn find(&self, hash: u64) -> Option<usize> {
@@ -593,15 +620,105 @@ mod tests {
     }
 
     #[test]
-    fn a_clock_that_jumps_backwards_stands_still() {
+    fn a_clock_that_jumps_backwards_starts_a_new_epoch() {
         let mut l = limiter(1, 10_000, None, 10);
         assert!(allowed(l.check("s", 1, 50_000).unwrap()));
+        // 50 s back: a new epoch; no time passes at that step, so the wait is the same.
         assert_eq!(
             l.check("s", 1, 0),
             Ok(Verdict::Denied {
                 retry_in_ms: 10_000
             })
         );
+        // Time runs on from there: 10 s later it is allowed. (The old rule, standing still at
+        // 50 000, would deny until host time 60 000.)
+        assert_eq!(l.remaining("s", 9_999), Ok(0));
+        assert_eq!(l.remaining("s", 10_000), Ok(1));
+        assert!(allowed(l.check("s", 1, 10_000).unwrap()));
+    }
+
+    #[test]
+    fn out_of_order_checks_do_not_make_time_run_fast() {
+        let mut l = limiter(1, 10_000, None, 10);
+        assert!(allowed(l.check("s", 1, 10_000).unwrap()));
+        // Readings 0.9 s late, then the newest again: no time passed at all.
+        assert_eq!(
+            l.check("s", 1, 9_100),
+            Ok(Verdict::Denied {
+                retry_in_ms: 10_000
+            })
+        );
+        assert_eq!(
+            l.check("s", 1, 10_000),
+            Ok(Verdict::Denied {
+                retry_in_ms: 10_000
+            })
+        );
+    }
+
+    #[test]
+    fn a_nanosecond_timestamp_does_not_deny_a_session_until_then() {
+        let mut l = limiter(1, 10_000, None, 10);
+        assert!(allowed(l.check("s", 1, 1_700_000_000_000_000_000).unwrap()));
+        // Back to milliseconds: a new epoch; the session waits its 10 s, not 1.7·10¹⁸ ms.
+        assert_eq!(
+            l.check("s", 1, 5_000),
+            Ok(Verdict::Denied {
+                retry_in_ms: 10_000
+            })
+        );
+        assert!(allowed(l.check("s", 1, 15_000).unwrap()));
+    }
+
+    #[test]
+    fn block_until_is_converted_through_the_clock() {
+        let mut l = limiter(10, 60_000, None, 10);
+        l.check("s", 1, 100_000).unwrap();
+        // A reboot: host 2 000 is a new epoch. Blocked until host 32 000 = 30 s from now.
+        l.block_until("t", 32_000, 2_000).unwrap();
+        assert_eq!(
+            l.check("t", 1, 2_000),
+            Ok(Verdict::Denied {
+                retry_in_ms: 30_000
+            })
+        );
+        assert!(allowed(l.check("t", 1, 32_000).unwrap()));
+        // A block "until" a time already past does nothing; one far ahead is capped at 2^32 ms.
+        l.block_until("u", 0, 32_000).unwrap();
+        assert!(allowed(l.check("u", 1, 32_000).unwrap()));
+        l.block_until("v", u64::MAX, 32_000).unwrap();
+        assert_eq!(
+            l.check("v", 1, 32_000),
+            Ok(Verdict::Denied {
+                retry_in_ms: crate::clock::MAX_FORWARD_STEP_MS
+            })
+        );
+    }
+
+    #[test]
+    fn snapshots_carry_a_version_and_old_ones_are_migrated() {
+        let mut l = limiter(1, 10_000, None, 10);
+        l.check("s", 1, 50_000).unwrap();
+        let snap = l.snapshot();
+        assert_eq!(snap.version, crate::clock::SNAPSHOT_VERSION);
+        let mut v = serde_json::to_value(&snap).unwrap();
+        v["version"] = 2.into();
+        let err = RateLimiter::restore(serde_json::from_value(v.clone()).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("version 2 is newer"), "{err}");
+        let o = v.as_object_mut().unwrap();
+        o.remove("version");
+        o.remove("clock");
+        o.insert("last_now_ms".into(), 50_000.into());
+        let mut old = RateLimiter::restore(serde_json::from_value(v).unwrap()).unwrap();
+        assert_eq!(old.snapshot(), snap);
+        // Restored after a reboot: the first check is a new epoch; the wait runs on from there.
+        assert_eq!(
+            old.check("s", 1, 300),
+            Ok(Verdict::Denied {
+                retry_in_ms: 10_000
+            })
+        );
+        assert!(allowed(old.check("s", 1, 10_300).unwrap()));
     }
 
     #[test]

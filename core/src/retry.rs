@@ -33,8 +33,25 @@
 //!   that asks for ten minutes;
 //! - a deadline for the whole call, retries included;
 //! - the retry budget, last, so a call that gives up for another reason costs no budget.
+//!
+//! # Clocks
+//!
+//! The [`RetryBudget`] is a long-lived handle: it keeps its own time with a [`Clock`] (the rule
+//! is in [`crate::clock`]), so a far-future `now_ms` or a clock that restarted cannot freeze
+//! its window. Its serde form carries the clock and a format version; bring one back with
+//! [`RetryBudget::restore`].
+//!
+//! A [`CallState`] does not: it lives for one call (seconds), and its only use of time is the
+//! deadline, `started_ms + deadline_ms` against `now_ms + delay`, both on the caller's clock.
+//! Nothing in it can be frozen by a clock jump — every decision still counts attempts, so a
+//! call ends after `max_total_retries` whatever the clock says — and all its arithmetic
+//! saturates, so no value panics. A clock that goes backwards during a call makes the deadline
+//! look further away (the call may use all its attempts); one that jumps far ahead gives up
+//! with [`GiveUpReason::Deadline`], which is what a call that really waited that long should
+//! do. A per-call clock would change neither outcome enough to be worth carrying.
 
 use crate::classify::{Classification, ErrorKind};
+use crate::clock::{Clock, SNAPSHOT_VERSION, check_version};
 use crate::config::{ConfigError, Problems};
 use rand_core::{RngCore, SeedableRng};
 use rand_pcg::Pcg32;
@@ -418,6 +435,18 @@ impl Default for BudgetConfig {
     }
 }
 
+impl BudgetConfig {
+    /// Records every rejected field in `p`.
+    fn check(&self, p: &mut Problems) {
+        p.check(self.window_ms >= BUDGET_SLOTS as u64, || {
+            format!("window_ms must be >= 10 (got {})", self.window_ms)
+        });
+        p.check(self.retry_percent <= 1000, || {
+            format!("retry_percent must be <= 1000 (got {})", self.retry_percent)
+        });
+    }
+}
+
 /// Number of slots the budget's window is divided into.
 const BUDGET_SLOTS: usize = 10;
 
@@ -433,33 +462,45 @@ struct Slot {
 /// A service-wide retry budget over a sliding window (see the module docs for why).
 ///
 /// Over any window, retries allowed ≤ `min_retries_per_sec · window` + `retry_percent` % of the
-/// requests deposited in it. Time is the caller's monotonic clock in ms; a clock that goes
-/// backwards is treated as standing still.
+/// requests deposited in it. Time is the caller's monotonic clock in ms, kept by a [`Clock`]
+/// (see [`crate::clock`]: jitter stands still, a bigger step back starts a new epoch, a forward
+/// step counts at most 2³² ms). Its serde form is its snapshot: it carries a format `version`
+/// and the clock; read one back with [`RetryBudget::restore`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetryBudget {
+    /// Snapshot format; 0 when read from a snapshot written before versions existed.
+    #[serde(default)]
+    version: u32,
     config: BudgetConfig,
     slots: [Slot; BUDGET_SLOTS],
-    last_now_ms: u64,
+    /// The budget's time (`last_now_ms`, a plain number, before version 1).
+    #[serde(alias = "last_now_ms")]
+    clock: Clock,
 }
 
 impl RetryBudget {
     /// Validates `config`; lists every rejected field.
     pub fn new(config: BudgetConfig) -> Result<RetryBudget, ConfigError> {
         let mut p = Problems::default();
-        p.check(config.window_ms >= BUDGET_SLOTS as u64, || {
-            format!("window_ms must be >= 10 (got {})", config.window_ms)
-        });
-        p.check(config.retry_percent <= 1000, || {
-            format!(
-                "retry_percent must be <= 1000 (got {})",
-                config.retry_percent
-            )
-        });
+        config.check(&mut p);
         p.finish(RetryBudget {
+            version: SNAPSHOT_VERSION,
             config,
             slots: [Slot::default(); BUDGET_SLOTS],
-            last_now_ms: 0,
+            clock: Clock::new(),
         })
+    }
+
+    /// Restores a budget exported with serde: checks the format `version` (a newer one is
+    /// rejected, one without a version is migrated) and the config. The budget keeps the
+    /// snapshot's clock: if this process's clock restarted, the first call after the restore
+    /// starts a new epoch.
+    pub fn restore(mut snapshot: RetryBudget) -> Result<RetryBudget, ConfigError> {
+        let mut p = Problems::default();
+        check_version(&mut p, "version", snapshot.version);
+        snapshot.config.check(&mut p);
+        snapshot.version = SNAPSHOT_VERSION;
+        p.finish(snapshot)
     }
 
     /// Records one original request at `now_ms`.
@@ -480,7 +521,7 @@ impl RetryBudget {
 
     /// How many retries the budget would allow right now.
     pub fn available(&mut self, now_ms: u64) -> u64 {
-        let now_ms = self.clamp(now_ms);
+        let now_ms = self.clock.observe(now_ms);
         let current = now_ms / self.slot_ms();
         let (mut deposits, mut withdrawals) = (0u64, 0u64);
         for s in self.slots.iter().filter(|s| live(s.index, current)) {
@@ -501,14 +542,9 @@ impl RetryBudget {
         self.config.window_ms / BUDGET_SLOTS as u64
     }
 
-    fn clamp(&mut self, now_ms: u64) -> u64 {
-        self.last_now_ms = self.last_now_ms.max(now_ms);
-        self.last_now_ms
-    }
-
     /// The slot for `now_ms`, emptied first if it held an older tenth.
     fn slot(&mut self, now_ms: u64) -> &mut Slot {
-        let now_ms = self.clamp(now_ms);
+        let now_ms = self.clock.observe(now_ms);
         let index = now_ms / self.slot_ms();
         let slot = &mut self.slots[(index % BUDGET_SLOTS as u64) as usize];
         if slot.index != index {
@@ -848,6 +884,88 @@ mod tests {
             &mut budget,
         );
         assert!(matches!(d, Decision::Retry { .. }), "{d:?}");
+    }
+
+    #[test]
+    fn the_budget_window_is_not_frozen_by_a_clock_jump() {
+        let mut budget = RetryBudget::new(BudgetConfig {
+            window_ms: 10_000,
+            min_retries_per_sec: 0,
+            retry_percent: 100,
+        })
+        .unwrap();
+        budget.deposit(1_700_000_000_000_000_000);
+        assert_eq!(budget.available(1_700_000_000_000_000_000), 1);
+        // Back to milliseconds: a new epoch; the deposit still counts until its window ends,
+        // 10 s of the new epoch later (the old rule froze the window at 1.7·10¹⁸ ms).
+        assert_eq!(budget.available(5_000), 1);
+        assert!(budget.try_withdraw(5_000));
+        assert_eq!(budget.available(5_000), 0);
+        assert_eq!(budget.available(16_000), 0);
+        budget.deposit(16_000);
+        assert_eq!(budget.available(16_000), 1);
+    }
+
+    #[test]
+    fn budget_snapshots_carry_a_version_and_restore_into_another_epoch() {
+        let mut budget = RetryBudget::new(BudgetConfig {
+            window_ms: 10_000,
+            min_retries_per_sec: 0,
+            retry_percent: 100,
+        })
+        .unwrap();
+        budget.deposit(80_000);
+        let mut v = serde_json::to_value(&budget).unwrap();
+        assert_eq!(v["version"], 1);
+        let restored = RetryBudget::restore(serde_json::from_value(v.clone()).unwrap()).unwrap();
+        assert_eq!(restored, budget);
+        v["version"] = 3.into();
+        let err = RetryBudget::restore(serde_json::from_value(v.clone()).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("version 3 is newer"), "{err}");
+        // Written before versions: `last_now_ms` becomes the clock.
+        let o = v.as_object_mut().unwrap();
+        o.remove("version");
+        o.remove("clock");
+        o.insert("last_now_ms".into(), 80_000.into());
+        let mut old = RetryBudget::restore(serde_json::from_value(v).unwrap()).unwrap();
+        assert_eq!(old, budget);
+        // After a reboot (host 500): a new epoch, the deposit still in the window.
+        assert_eq!(old.available(500), 1);
+        assert_eq!(old.available(10_500), 0);
+    }
+
+    #[test]
+    fn a_call_survives_any_clock_values() {
+        let p = policy(RetryConfig {
+            jitter: Jitter::None,
+            ..RetryConfig::default()
+        });
+        let mut budget = roomy_budget();
+        let f = failure(ErrorKind::Overloaded, true);
+        for (start, now) in [
+            (u64::MAX, 0),
+            (0, u64::MAX),
+            (u64::MAX, u64::MAX),
+            (1_700_000_000_000_000_000, 5),
+            (5, 1_700_000_000_000_000_000),
+        ] {
+            let mut call = p.start_call(start, 1, &mut budget);
+            let mut decisions = 0;
+            // Every call ends within its attempts, whatever the clock says.
+            while let Decision::Retry { .. } = p.decide(&mut call, &f, now, None, &mut budget) {
+                decisions += 1;
+                assert!(decisions <= 6, "{start} {now}");
+            }
+        }
+        // A clock far ahead of the start gives up on the deadline, as a call that really
+        // waited that long should.
+        let mut call = p.start_call(5, 1, &mut budget);
+        assert!(matches!(
+            p.decide(&mut call, &f, 1_700_000_000_000_000_000, None, &mut budget),
+            Decision::GiveUp {
+                reason: GiveUpReason::Deadline { .. }
+            }
+        ));
     }
 
     proptest! {

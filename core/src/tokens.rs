@@ -1056,10 +1056,15 @@ pub struct ModelRatio {
 /// `max_models` models are remembered; the least recently observed is forgotten first.
 ///
 /// Pure integer arithmetic: the same observations give the same ratios on every surface. The
-/// whole value serializes (serde); [`Calibration::restore`] checks a snapshot.
+/// whole value serializes (serde); [`Calibration::restore`] checks a snapshot. The snapshot
+/// carries a format `version` ([`crate::clock::SNAPSHOT_VERSION`]; it holds no time, so no
+/// clock).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Calibration {
+    /// Snapshot format; 0 when read from a snapshot written before versions existed.
+    #[serde(default)]
+    version: u32,
     config: CalibrationConfig,
     models: BTreeMap<String, ModelRatio>,
     seq: u64,
@@ -1070,15 +1075,19 @@ impl Calibration {
     pub fn new(config: CalibrationConfig) -> Result<Calibration, ConfigError> {
         config.validate()?;
         Ok(Calibration {
+            version: crate::clock::SNAPSHOT_VERSION,
             config,
             models: BTreeMap::new(),
             seq: 0,
         })
     }
 
-    /// Restores a calibration exported with serde, checking its config and every ratio.
-    pub fn restore(snapshot: Calibration) -> Result<Calibration, ConfigError> {
+    /// Restores a calibration exported with serde, checking its format `version` (newer ones
+    /// are rejected; one without a version, written before versions existed, is read as is),
+    /// its config and every ratio.
+    pub fn restore(mut snapshot: Calibration) -> Result<Calibration, ConfigError> {
         let mut p = Problems::default();
+        crate::clock::check_version(&mut p, "version", snapshot.version);
         if let Err(e) = snapshot.config.validate() {
             p.extend("config.", e);
         }
@@ -1104,6 +1113,7 @@ impl Calibration {
                 format!("model id longer than {MAX_MODEL_ID_BYTES} bytes")
             });
         }
+        snapshot.version = crate::clock::SNAPSHOT_VERSION;
         p.finish(snapshot)
     }
 
@@ -1532,6 +1542,17 @@ mod tests {
         let tampered: Calibration = serde_json::from_value(tampered).unwrap();
         let err = Calibration::restore(tampered).unwrap_err();
         assert_eq!(err.problems.len(), 2, "{err}");
+
+        // Snapshots carry a format version: a newer one is refused, a missing one (written
+        // before versions existed) is read as is.
+        let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["version"], 1);
+        v.as_object_mut().unwrap().remove("version");
+        let old = Calibration::restore(serde_json::from_value(v.clone()).unwrap()).unwrap();
+        assert_eq!(old, c);
+        v["version"] = 2.into();
+        let err = Calibration::restore(serde_json::from_value(v).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("version 2 is newer"), "{err}");
     }
 
     #[test]

@@ -10,12 +10,18 @@
 //! A full `BreakerSet` evicts exactly the breaker that its documented rule names, over random
 //! sequences of calls, operator switches and snapshot round trips: it is compared, step by step,
 //! with a naive model that applies the rule by scanning every breaker.
+//!
+//! And the clock rule (`core/src/clock.rs`): no sequence of `now_ms` values — 0, `u64::MAX`,
+//! nanosecond timestamps, jumps back — can freeze a breaker or a limiter, or panic any handle.
 
 use llm_resilience::breaker::{
     Breaker, BreakerConfig, BreakerSet, OpenDuration, Outcome, Permit, RateRule, Recorded, State,
     Window,
 };
-use llm_resilience::{ClassifyInput, ErrorKind, MAX_HEADERS, classify};
+use llm_resilience::clock::BACKWARD_TOLERANCE_MS;
+use llm_resilience::ratelimit::{RateLimitConfig, RateLimiter, Verdict};
+use llm_resilience::retry::{BudgetConfig, RetryBudget, RetryConfig, RetryPolicy};
+use llm_resilience::{Classification, ClassifyInput, ErrorKind, MAX_HEADERS, classify};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -361,4 +367,141 @@ proptest! {
             }
         }
     }
+}
+const FAIL: Outcome = Outcome::Failure {
+    kind: ErrorKind::Unavailable,
+    retry_after_ms: None,
+};
+
+/// Open 60 s at first, doubling to at most 10 min; probes free their slot after 30 s.
+fn jumpy_breaker_config() -> BreakerConfig {
+    BreakerConfig {
+        consecutive_failures: Some(1),
+        failure_rate: None,
+        open_duration: OpenDuration {
+            base_ms: 60_000,
+            growth_percent: 200,
+            max_ms: 600_000,
+            use_server_hint: true,
+        },
+        max_probe_wait_ms: 30_000,
+        ..BreakerConfig::default()
+    }
+}
+
+/// `now_ms` values a careless or unlucky host passes: ordinary milliseconds, nanosecond
+/// timestamps, 0, `u64::MAX` and its neighbours, anything.
+fn wild_now() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        4 => 0u64..10_000_000_000,
+        2 => 1_600_000_000_000_000_000u64..1_900_000_000_000_000_000,
+        1 => Just(0u64),
+        1 => Just(u64::MAX),
+        1 => (u64::MAX - 10_000)..=u64::MAX,
+        1 => any::<u64>(),
+    ]
+}
+
+fn unavailable() -> Classification {
+    Classification {
+        kind: ErrorKind::Unavailable,
+        retryable: true,
+        retry_after_ms: None,
+        limit_tokens: None,
+        requested_tokens: None,
+        provider: None,
+        code: None,
+        error_type: None,
+        message: String::new(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Whatever `now_ms` values came before (with calls, failures and server hints at them),
+    /// once the host's clock advances normally from `start`, a breaker tripped at `start`
+    /// admits again within max(open max_ms, max_probe_wait_ms) + BACKWARD_TOLERANCE_MS of host
+    /// time; a limiter allows again within its period + the tolerance; nothing panics.
+    #[test]
+    fn no_sequence_of_now_values_freezes_a_breaker_or_a_limiter(
+        prefix in proptest::collection::vec((wild_now(), 0u8..4, any::<u64>()), 0..40),
+        start in 0u64..10_000_000_000,
+    ) {
+        let mut b = Breaker::new(jumpy_breaker_config()).unwrap();
+        let mut l = RateLimiter::new(RateLimitConfig { limit: 2, period_ms: 10_000, ..RateLimitConfig::default() }).unwrap();
+        let mut budget = RetryBudget::new(BudgetConfig::default()).unwrap();
+        let policy = RetryPolicy::new(RetryConfig::default()).unwrap();
+        for &(now, op, hint) in &prefix {
+            match b.acquire(now) {
+                Ok(p) => {
+                    let outcome = match op {
+                        0 => Outcome::Success,
+                        1 => Outcome::Failure { kind: ErrorKind::Timeout, retry_after_ms: Some(hint) },
+                        2 => FAIL,
+                        _ => Outcome::Ignored,
+                    };
+                    // Sometimes the result arrives at another wild time.
+                    b.record(p, outcome, if op == 3 { hint } else { now });
+                }
+                Err(r) => prop_assert!(r.retry_in_ms.is_some_and(|ms| ms <= 600_000)),
+            }
+            let _ = (b.state(now), b.counts(hint));
+            let _ = l.check("s", 1 + (op % 2) as u32, now);
+            let _ = l.remaining("s", hint);
+            l.block_until("t", hint, now).unwrap();
+            budget.deposit(now);
+            let mut call = policy.start_call(now, hint, &mut budget);
+            let _ = policy.decide(&mut call, &unavailable(), hint, None, &mut budget);
+            let _ = budget.available(hint);
+        }
+        // The clock now advances normally from `start`: trip the breaker there.
+        if let Ok(p) = b.acquire(start) {
+            b.record(p, FAIL, start);
+        }
+        let bound = 600_000 + BACKWARD_TOLERANCE_MS;
+        let admitted_at = (0..=bound / 1_000)
+            .map(|i| start + i * 1_000)
+            .find(|&t| b.acquire(t).is_ok());
+        prop_assert!(admitted_at.is_some(), "no admission within {bound} ms after {start}");
+        let _ = l.check("s", 2, start);
+        let allowed_at = (0..=(10_000 + BACKWARD_TOLERANCE_MS) / 500)
+            .map(|i| start + i * 500)
+            .find(|&t| matches!(l.check("s", 1, t), Ok(Verdict::Allowed { .. })));
+        prop_assert!(allowed_at.is_some(), "the limiter never allowed again after {start}");
+    }
+}
+
+/// The regression: one call with a nanosecond timestamp, then milliseconds from 0.
+/// Under "a clock that goes backwards stands still" the breaker was frozen at
+/// 1.7·10¹⁸ ms: once tripped it admitted 0 of 1 440 acquires over a simulated day.
+///
+/// Under the clock rule: the nanosecond value is a first observation, clamped to 2⁵³ ms;
+/// 0 is a step back of more than 1 s, a new epoch (handle time stays 2⁵³); five failures at
+/// 0..4 ms trip it at 2⁵³ + 4, open until 2⁵³ + 60 004. The acquire at minute 1 (60 000 ms,
+/// handle 2⁵³ + 60 000) is rejected with 4 ms left; minute 2 admits a probe, whose success
+/// closes the breaker; every later minute is admitted: 1 439 of 1 440.
+#[test]
+fn a_nanosecond_timestamp_does_not_freeze_a_breaker_for_a_day() {
+    let mut b = Breaker::new(BreakerConfig::default()).unwrap();
+    let p = b.acquire(1_700_000_000_000_000_000).unwrap();
+    b.record(p, Outcome::Success, 1_700_000_000_000_000_000);
+    for t in 0..5 {
+        let p = b.acquire(t).expect("closed");
+        b.record(p, FAIL, t);
+    }
+    assert_eq!(b.state(4), llm_resilience::breaker::State::Open);
+    let mut admitted = 0;
+    for minute in 1..=1_440u64 {
+        let now = minute * 60_000;
+        match b.acquire(now) {
+            Ok(p) => {
+                admitted += 1;
+                b.record(p, Outcome::Success, now);
+            }
+            Err(r) => assert_eq!((minute, r.retry_in_ms), (1, Some(4))),
+        }
+    }
+    assert!(admitted >= 1, "0 of 1 440 acquires admitted");
+    assert_eq!(admitted, 1_439);
 }
