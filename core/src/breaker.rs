@@ -2063,7 +2063,10 @@ mod tests {
             .keys()
             .map(String::as_str)
             .collect();
-        assert_eq!(fields, ["breakers", "config", "max_keys", "tick", "version"]);
+        assert_eq!(
+            fields,
+            ["breakers", "config", "max_keys", "tick", "version"]
+        );
         // Reading a snapshot rebuilds the index: "b" (fresh) goes before "a" (open).
         let mut read: BreakerSet = serde_json::from_value(value).unwrap();
         read.acquire("c", 1).unwrap().unwrap();
