@@ -404,13 +404,20 @@ pub unsafe extern "C" fn llmr_breaker_new(
     ffi_boundary!({
         // SAFETY: forwarded to the caller.
         unsafe {
-            new_from_json(config, config_len, out, error_out, |c: BreakerConfig| {
-                Breaker::new(c)
-                    .map(|b| LlmrBreaker {
-                        inner: Mutex::new(b),
-                    })
-                    .map_err(Rejection::config)
-            })
+            new_from_json(
+                "config",
+                config,
+                config_len,
+                out,
+                error_out,
+                |c: BreakerConfig| {
+                    Breaker::new(c)
+                        .map(|b| LlmrBreaker {
+                            inner: Mutex::new(b),
+                        })
+                        .map_err(Rejection::config)
+                },
+            )
         }
     })
 }
@@ -432,13 +439,20 @@ pub unsafe extern "C" fn llmr_breaker_restore(
     ffi_boundary!({
         // SAFETY: forwarded to the caller.
         unsafe {
-            new_from_json(snapshot, snapshot_len, out, error_out, |b: Breaker| {
-                Breaker::restore(b)
-                    .map(|b| LlmrBreaker {
-                        inner: Mutex::new(b),
-                    })
-                    .map_err(Rejection::config)
-            })
+            new_from_json(
+                "snapshot",
+                snapshot,
+                snapshot_len,
+                out,
+                error_out,
+                |b: Breaker| {
+                    Breaker::restore(b)
+                        .map(|b| LlmrBreaker {
+                            inner: Mutex::new(b),
+                        })
+                        .map_err(Rejection::config)
+                },
+            )
         }
     })
 }
@@ -731,13 +745,20 @@ pub unsafe extern "C" fn llmr_breaker_set_new(
     ffi_boundary!({
         // SAFETY: forwarded to the caller.
         unsafe {
-            new_from_json(config, config_len, out, error_out, |c: BreakerConfig| {
-                BreakerSet::new(c, max_keys)
-                    .map(|s| LlmrBreakerSet {
-                        inner: Mutex::new(s),
-                    })
-                    .map_err(Rejection::config)
-            })
+            new_from_json(
+                "config",
+                config,
+                config_len,
+                out,
+                error_out,
+                |c: BreakerConfig| {
+                    BreakerSet::new(c, max_keys)
+                        .map(|s| LlmrBreakerSet {
+                            inner: Mutex::new(s),
+                        })
+                        .map_err(Rejection::config)
+                },
+            )
         }
     })
 }
@@ -758,13 +779,20 @@ pub unsafe extern "C" fn llmr_breaker_set_restore(
     ffi_boundary!({
         // SAFETY: forwarded to the caller.
         unsafe {
-            new_from_json(snapshot, snapshot_len, out, error_out, |s: BreakerSet| {
-                BreakerSet::restore(s)
-                    .map(|s| LlmrBreakerSet {
-                        inner: Mutex::new(s),
-                    })
-                    .map_err(Rejection::config)
-            })
+            new_from_json(
+                "snapshot",
+                snapshot,
+                snapshot_len,
+                out,
+                error_out,
+                |s: BreakerSet| {
+                    BreakerSet::restore(s)
+                        .map(|s| LlmrBreakerSet {
+                            inner: Mutex::new(s),
+                        })
+                        .map_err(Rejection::config)
+                },
+            )
         }
     })
 }
@@ -1135,7 +1163,7 @@ mod tests {
         assert!(message.unwrap().contains("half_open_probez"));
         let (code, message) = new_breaker("{").unwrap_err();
         assert_eq!(code, LlmrResult::LlmrInvalidConfig);
-        assert!(message.unwrap().starts_with("invalid JSON"));
+        assert!(message.unwrap().starts_with("config: invalid JSON"));
         // The set lists max_keys with the config's problems.
         let mut set = ptr::null_mut();
         let mut err = ptr::null_mut();

@@ -124,15 +124,17 @@ pub unsafe extern "C" fn llmr_context_trim(
         // SAFETY: `budget` is NULL or readable for `budget_len` bytes (contract).
         let budget = match unsafe { read_json::<ContextConfig>(budget, budget_len) }
             .and_then(|c| ContextBudget::new(c).map_err(Rejection::config))
+            .map_err(|r| r.about("budget"))
         {
             Ok(b) => b,
             Err(r) => return error_out.report(r),
         };
         // SAFETY: `input` is NULL or readable for `input_len` bytes (contract).
-        let input = match unsafe { read_json::<Input>(input, input_len) } {
-            Ok(i) => i,
-            Err(r) => return error_out.report(r),
-        };
+        let input =
+            match unsafe { read_json::<Input>(input, input_len) }.map_err(|r| r.about("input")) {
+                Ok(i) => i,
+                Err(r) => return error_out.report(r),
+            };
         let trim_input = TrimInput {
             system: &input.system,
             documents: &input.documents,
@@ -198,14 +200,17 @@ pub unsafe extern "C" fn llmr_context_next_budget(
                     o.entry("message").or_insert_with(|| "".into());
                 }
                 serde_json::from_value::<Classification>(v)
-                    .map_err(|e| Rejection::invalid(format!("invalid failure: {e}")))
-            }) {
+                    .map_err(|e| Rejection::invalid(format!("invalid classification: {e}")))
+            })
+            .map_err(|r| r.about("failure"))
+        {
             Ok(f) => f,
             Err(r) => return error_out.report(r),
         };
         // SAFETY: `current` is NULL or readable for `current_len` bytes (contract).
         let current = match unsafe { read_json::<ContextConfig>(current, current_len) }
             .and_then(|c| ContextBudget::new(c).map_err(Rejection::config))
+            .map_err(|r| r.about("current budget"))
         {
             Ok(b) => b,
             Err(r) => return error_out.report(r),
@@ -213,6 +218,7 @@ pub unsafe extern "C" fn llmr_context_next_budget(
         // SAFETY: `retry` is NULL or readable for `retry_len` bytes (contract).
         let policy = match unsafe { read_json::<RetryConfig>(retry, retry_len) }
             .and_then(|c| RetryPolicy::new(c).map_err(Rejection::config))
+            .map_err(|r| r.about("retry config"))
         {
             Ok(p) => p,
             Err(r) => return error_out.report(r),
@@ -394,6 +400,65 @@ mod tests {
         assert!(err.unwrap().contains("not-overflow"));
         let (r, _, err) = next(r#"{"kind":"bogus"}"#, None);
         assert_eq!(r, LlmrResult::LlmrInvalidConfig);
-        assert!(err.unwrap().contains("invalid failure"));
+        assert!(err.unwrap().starts_with("failure: invalid classification"));
+    }
+
+    #[test]
+    fn errors_name_the_argument_at_fault() {
+        // Three JSON texts go into next_budget: a bad one is named, not taken for another.
+        let failure = r#"{"kind":"context-overflow","retryable":false,"limit_tokens":128000}"#;
+        let call = |current: &str, retry: &str| {
+            let (mut out, mut err) = (ptr::null_mut(), ptr::null_mut());
+            // SAFETY: the strings are live for their lengths; outputs are writable.
+            let r = unsafe {
+                llmr_context_next_budget(
+                    failure.as_ptr().cast(),
+                    failure.len(),
+                    current.as_ptr().cast(),
+                    current.len(),
+                    false,
+                    0,
+                    retry.as_ptr().cast(),
+                    retry.len(),
+                    &mut out,
+                    &mut err,
+                )
+            };
+            take(out);
+            (r, take(err).unwrap_or_default())
+        };
+        let (r, err) = call("{}", r#"{"base_delay_ms": 0}"#);
+        assert_eq!(r, LlmrResult::LlmrInvalidConfig);
+        assert!(
+            err.starts_with("retry config: ") && err.contains("base_delay_ms"),
+            "{err}"
+        );
+        let (r, err) = call(r#"{"context_window": 0}"#, "{}");
+        assert_eq!(r, LlmrResult::LlmrInvalidConfig);
+        assert!(
+            err.starts_with("current budget: ") && err.contains("context_window"),
+            "{err}"
+        );
+        let (r, err) = call("{", "{}");
+        assert_eq!(r, LlmrResult::LlmrInvalidConfig);
+        assert!(err.starts_with("current budget: invalid JSON"), "{err}");
+        // A bad snapshot is called a snapshot, not a configuration.
+        let snapshot = r#"{"config": {}, "phase": {"state": "closed"}}"#;
+        let (mut b, mut err) = (ptr::null_mut(), ptr::null_mut());
+        // SAFETY: the string is live for its length; outputs are writable.
+        let r = unsafe {
+            crate::breaker::llmr_breaker_restore(
+                snapshot.as_ptr().cast(),
+                snapshot.len(),
+                &mut b,
+                &mut err,
+            )
+        };
+        assert_eq!(r, LlmrResult::LlmrInvalidConfig);
+        let err = take(err).unwrap_or_default();
+        assert!(
+            err.starts_with("snapshot: ") && !err.contains("configuration"),
+            "{err}"
+        );
     }
 }

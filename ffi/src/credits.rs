@@ -103,13 +103,20 @@ pub unsafe extern "C" fn llmr_credit_monitor_new(
     ffi_boundary!({
         // SAFETY: forwarded to the caller.
         unsafe {
-            new_from_json(config, config_len, out, error_out, |c: CreditConfig| {
-                CreditMonitor::new(c)
-                    .map(|m| LlmrCreditMonitor {
-                        inner: Mutex::new(m),
-                    })
-                    .map_err(Rejection::config)
-            })
+            new_from_json(
+                "config",
+                config,
+                config_len,
+                out,
+                error_out,
+                |c: CreditConfig| {
+                    CreditMonitor::new(c)
+                        .map(|m| LlmrCreditMonitor {
+                            inner: Mutex::new(m),
+                        })
+                        .map_err(Rejection::config)
+                },
+            )
         }
     })
 }
@@ -132,6 +139,7 @@ pub unsafe extern "C" fn llmr_credit_monitor_restore(
         // SAFETY: forwarded to the caller.
         unsafe {
             new_from_json(
+                "snapshot",
                 snapshot,
                 snapshot_len,
                 out,

@@ -138,6 +138,7 @@ pub(crate) fn free_handle<T: Handle>(p: *mut T) {
 /// `json` must be NULL or valid for reads of `len` bytes; `out` NULL or valid for a write of a
 /// pointer; so must `error_out` (which may be NULL).
 pub(crate) unsafe fn new_from_json<T: DeserializeOwned, H: Handle>(
+    what: &str,
     json: *const c_char,
     len: usize,
     out: *mut *mut H,
@@ -153,7 +154,10 @@ pub(crate) unsafe fn new_from_json<T: DeserializeOwned, H: Handle>(
     };
     out.write(std::ptr::null_mut());
     // SAFETY: `json` is NULL or readable for `len` bytes (contract).
-    match unsafe { read_json::<T>(json, len) }.and_then(build) {
+    match unsafe { read_json::<T>(json, len) }
+        .and_then(build)
+        .map_err(|r| r.about(what))
+    {
         Ok(handle) => {
             out.write(into_handle(handle));
             LlmrResult::LlmrOk

@@ -48,7 +48,17 @@ impl Rejection {
 
     /// A config the core rejected: every problem, joined by `"; "`.
     pub(crate) fn config(error: llm_resilience::ConfigError) -> Self {
-        Rejection::invalid(error.to_string())
+        Rejection::invalid(error.problems.join("; "))
+    }
+
+    /// The same rejection, its message prefixed with the argument it is about (`"snapshot: …"`),
+    /// so a call that takes several JSON texts (or a snapshot where a config could be meant)
+    /// names the one at fault.
+    pub(crate) fn about(mut self, what: &str) -> Self {
+        if let Some(message) = self.message.as_mut() {
+            *message = format!("{what}: {message}");
+        }
+        self
     }
 }
 

@@ -128,6 +128,7 @@ pub unsafe extern "C" fn llmr_rate_limiter_new(
         // SAFETY: forwarded to the caller.
         unsafe {
             new_from_json(
+                "config",
                 config_json,
                 config_json_len,
                 out,
@@ -161,6 +162,7 @@ pub unsafe extern "C" fn llmr_rate_limiter_restore(
         // SAFETY: forwarded to the caller.
         unsafe {
             new_from_json(
+                "snapshot",
                 snapshot_json,
                 snapshot_json_len,
                 out,

@@ -300,6 +300,7 @@ pub unsafe extern "C" fn llmr_retry_policy_new(
         // SAFETY: forwarded to the caller.
         unsafe {
             new_from_json(
+                "config",
                 config_json,
                 config_json_len,
                 out,
@@ -332,6 +333,7 @@ pub unsafe extern "C" fn llmr_retry_budget_new(
         // SAFETY: forwarded to the caller.
         unsafe {
             new_from_json(
+                "config",
                 config_json,
                 config_json_len,
                 out,

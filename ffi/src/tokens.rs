@@ -256,12 +256,13 @@ unsafe fn read_request(
     tools_len: usize,
 ) -> Result<Request, Rejection> {
     // SAFETY: forwarded to the caller.
-    let messages = unsafe { read_json::<Vec<Message>>(messages, messages_len) }?;
+    let messages = unsafe { read_json::<Vec<Message>>(messages, messages_len) }
+        .map_err(|r| r.about("messages"))?;
     let tools = if tools.is_null() && tools_len == 0 {
         Vec::new()
     } else {
         // SAFETY: forwarded to the caller.
-        unsafe { read_json::<Vec<ToolSchema>>(tools, tools_len) }?
+        unsafe { read_json::<Vec<ToolSchema>>(tools, tools_len) }.map_err(|r| r.about("tools"))?
     };
     Ok((messages, tools))
 }
